@@ -1,0 +1,226 @@
+"""The `edge` command line: garden, build, validate.
+
+Heavy imports (TensorFlow) happen inside the commands that need them, so `edge --help` is fast.
+A user's mistake prints one line naming the file, model, parameter or flag, and exits with 2;
+failed conversions or fidelity checks exit with 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from edge import __version__
+from edge.errors import EdgeError
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+def _input_size(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        h, _, w = value.lower().partition("x")
+        return (int(h), int(w or h))
+    except ValueError:
+        raise click.BadParameter(f"expected HxW such as 224x224, got {value!r}") from None
+
+
+def _variants(ctx, param, value):
+    if not value:
+        return None
+    from edge.convert.variants import VARIANTS
+
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown variant(s) {', '.join(unknown)}; valid: {', '.join(VARIANTS)}")
+    return names
+
+
+def model_options(fn):
+    """Options that select what to build or validate (shared by build and validate)."""
+    options = [
+        click.argument("models", nargs=-1, metavar="[MODEL[:key=value,...]]..."),
+        click.option("--model", "model_path", type=click.Path(path_type=Path),
+                     help="Your own model: a .keras/.h5 file, a SavedModel directory or a "
+                     ".tflite file (measured as TFLite only)."),
+        click.option("--task", type=click.Choice(
+            ["classification", "segmentation", "text_detection"]),
+            help="Task of --model (inferred from the output shape when omitted)."),
+        click.option("--input-size", callback=_input_size, metavar="HxW",
+                     help="Input size of --model when the model does not fix it."),
+        click.option("--mean", type=float, default=127.5, show_default=True,
+                     help="Preprocessing of --model: (pixel - mean) / std."),
+        click.option("--std", type=float, default=127.5, show_default=True,
+                     help="Preprocessing of --model: (pixel - mean) / std."),
+        click.option("--images", type=click.Path(path_type=Path),
+                     help="Folder of images for the representative dataset and fidelity "
+                     "(default: the task's synthetic evaluation set)."),
+        click.option("--variants", callback=_variants, metavar="A,B,...",
+                     help="Variants to build (default: every supported one)."),
+        click.option("--weights", type=click.Path(path_type=Path),
+                     help="Keras weights file for a garden model (default: random weights "
+                     "with batch-norm statistics calibrated on the evaluation inputs)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the random weights."),
+        click.option("--tiny", is_flag=True,
+                     help="Use each garden model's tiny test configuration."),
+        click.option("--build-dir", type=click.Path(path_type=Path), default=Path("build"),
+                     show_default=True, help="Artifact cache directory."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _targets(models, model_path, task, input_size, mean, std, images, variants, weights,
+             seed, tiny, **_):
+    from edge.convert.targets import user_target
+    from edge.workflow import garden_targets
+
+    if model_path is not None:
+        if models:
+            raise EdgeError("give either garden MODEL arguments or --model PATH, not both")
+        return [user_target(model_path, task=task, input_size=input_size,
+                            images=str(images) if images else None, mean=mean, std=std,
+                            variants=variants)]
+    if images is not None and not images.is_dir():
+        raise EdgeError(f"--images: folder not found: {images}")
+    return garden_targets(models, tiny=tiny, seed=seed,
+                          weights=str(weights) if weights else None,
+                          images=str(images) if images else None, variants=variants)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edge")
+def cli():
+    """Build, validate and pick TF.js and TFLite variants of vision models for phones."""
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+def garden(as_json):
+    """List the garden: models, their parameters, variants and known issues."""
+    from edge.garden import DEFAULT_GARDEN, REGISTRY
+
+    data = []
+    for spec in REGISTRY.values():
+        data.append({
+            "name": spec.name, "task": spec.task, "description": spec.description,
+            "params": [{"name": p.name, "type": p.type.__name__, "default": p.default,
+                        "choices": list(p.choices) if p.choices else None, "help": p.help}
+                       for p in spec.params],
+            "variants": list(spec.variants),
+            "known_issues": [{"variant": i.variant, "runtime": i.runtime, "reason": i.reason}
+                             for i in spec.issues()],
+            "output": spec.output,
+        })
+    if as_json:
+        click.echo(json.dumps({"models": data, "default_garden": list(DEFAULT_GARDEN)},
+                              indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="edge garden")
+    for col in ("model", "task", "parameters (default)", "description"):
+        table.add_column(col)
+    for m in data:
+        params = ", ".join(
+            f"{p['name']}={p['default']}" + (f" [{'|'.join(map(str, p['choices']))}]"
+                                            if p["choices"] else "") for p in m["params"])
+        table.add_row(m["name"], m["task"], params, m["description"])
+    console = Console()
+    console.print(table)
+    console.print("variants: " + ", ".join(data[0]["variants"]))
+    console.print("known issues:")
+    for issue in data[0]["known_issues"]:
+        console.print(f"  {issue['variant']} on {issue['runtime']}: {issue['reason']}")
+    console.print("default garden: " + " ".join(DEFAULT_GARDEN))
+
+
+@cli.command()
+@model_options
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Conversions to run at once, each in its own worker process.")
+@click.option("--validate/--no-validate", "run_validate", default=True, show_default=True,
+              help="Check every variant's fidelity after building.")
+def build(jobs, run_validate, **opts):
+    """Build TFLite and TF.js variants (cached by content hash) and check their fidelity.
+
+    MODEL is a garden name with optional parameters, e.g. `deeplab_v3:head=ade20k,size=129`;
+    no MODEL builds the default garden.
+    """
+    _quiet_tensorflow()
+    from rich.console import Console
+
+    from edge import workflow
+
+    console = Console()
+    targets = _targets(**opts)
+    summary = workflow.build(targets, opts["build_dir"], jobs=jobs)
+    keys = workflow.artifact_keys(summary)
+    if run_validate and keys:
+        workflow.validate(keys, opts["build_dir"])
+    if keys:
+        console.print(workflow.variants_table(keys, opts["build_dir"]))
+    for o in summary.failures:
+        console.print(f"[red]{o.status}[/] {o.job.label}: {o.error}")
+    console.print(summary.line())
+    if summary.converted == 0 and not summary.failures:
+        console.print("nothing to convert: every artifact is cached")
+    sys.exit(1 if summary.failures else 0)
+
+
+@cli.command()
+@model_options
+@click.option("--force", is_flag=True, help="Re-run checks whose results are cached.")
+@click.option("--allow-fail", is_flag=True,
+              help="Exit 0 even when a variant fails its thresholds (still reported).")
+def validate(force, allow_fail, **opts):
+    """Check built variants against the float32 reference with task-aware metrics."""
+    _quiet_tensorflow()
+    from rich.console import Console
+
+    from edge import workflow
+    from edge.validate.run import check
+
+    targets = _targets(**opts)
+    keys = workflow.built_keys(targets, opts["build_dir"])
+    results = workflow.validate(keys, opts["build_dir"], force=force)
+    Console().print(workflow.variants_table(keys, opts["build_dir"]))
+    if not allow_fail:
+        check(results)
+
+
+def main(argv=None) -> None:
+    try:
+        cli.main(args=argv, prog_name="edge", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except EdgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1 if type(exc).__name__ in ("ValidationError", "ConversionError") else 2)
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished artifacts are kept; run the command again to resume",
+                   err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

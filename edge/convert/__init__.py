@@ -1,0 +1,1 @@
+"""Variant builders (TFLite, TF.js), the content-addressed artifact cache and build manifests."""

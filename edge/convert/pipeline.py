@@ -1,0 +1,232 @@
+"""Plan and run builds: references first, then every variant, in worker processes.
+
+Keys are computed in the parent without importing TensorFlow, so a build with nothing changed
+finishes in about a second and converts nothing. Each conversion's failure is collected, not
+raised, so one broken variant does not cost the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from edge.convert.cache import Store, files_summary, hash_key, tool_versions
+from edge.convert.targets import Target
+from edge.convert.variants import get_variant
+
+
+@dataclass
+class Job:
+    kind: str  # "reference" | "artifact"
+    target: Target
+    key: str
+    variant: str | None = None
+    ref_key: str | None = None
+    cached: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.target.slug} {self.variant or 'reference'}"
+
+
+@dataclass
+class Outcome:
+    job: Job
+    status: str  # "built" | "cached" | "failed" | "skipped"
+    path: Path | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    manifest: dict = field(default_factory=dict)
+
+
+@dataclass
+class BuildPlan:
+    store: Store
+    references: list[Job]
+    artifacts: list[Job]
+    eval_images: dict[str, np.ndarray]
+
+    @property
+    def to_convert(self) -> int:
+        return sum(not j.cached for j in self.references + self.artifacts)
+
+
+def artifact_key(ref_key: str, variant_name: str) -> str:
+    versions = tool_versions()
+    variant = get_variant(variant_name)
+    return hash_key({
+        "reference": ref_key,
+        "variant": variant.key_material(),
+        "tools": {k: versions[k] for k in ("tensorflow", "keras", "tensorflowjs")},
+    })
+
+
+def plan(targets: Iterable[Target], store: Store) -> BuildPlan:
+    references, artifacts, images = [], [], {}
+    for target in targets:
+        eval_images = target.eval_images()
+        fingerprint = hash_key({"shape": list(eval_images.shape),
+                                "sha": hashlib.sha256(eval_images.tobytes()).hexdigest()})
+        ref_key = hash_key(target.reference_material(fingerprint))
+        images[ref_key] = eval_images
+        if target.kind != "tflite":
+            references.append(Job("reference", target, ref_key,
+                                  cached=store.has("references", ref_key)))
+        for v in target.variants:
+            key = artifact_key(ref_key, v)
+            artifacts.append(Job("artifact", target, key, variant=v, ref_key=ref_key,
+                                 cached=store.has("artifacts", key)))
+    return BuildPlan(store, references, artifacts, images)
+
+
+# -- work done in the worker processes ------------------------------------------------------
+
+def _reference_work(target: Target, store_root: str, key: str, eval_images: np.ndarray) -> dict:
+    from edge.convert.reference import build_reference
+
+    store = Store(Path(store_root))
+    staged = store.staging()
+    manifest = build_reference(target, staged, eval_images)
+    manifest["tools"] = tool_versions()
+    store.commit("references", key, staged, manifest)
+    return manifest
+
+
+def _artifact_work(target: Target, variant_name: str, store_root: str, key: str,
+                   ref_key: str | None, eval_images: np.ndarray) -> dict:
+    from edge.convert.tfjs import build_tfjs
+    from edge.convert.tflite import build_tflite
+
+    builders: dict[str, Callable] = {"tflite": build_tflite, "tfjs": build_tfjs}
+    store = Store(Path(store_root))
+    variant = get_variant(variant_name)
+    started = time.perf_counter()
+    if target.kind == "tflite":
+        source, reference = Path(target.source), None
+    else:
+        source = store.path("references", ref_key) / "saved_model"
+        reference = store.read("references", ref_key)
+    staged = store.staging()
+    built = builders[variant.format](variant, source, target.preprocess(eval_images), staged)
+    manifest = {
+        "target": target.slug,
+        "model": {"kind": target.kind, "source": target.source, "params": target.params,
+                  "task": target.task, "input_shape": list(target.input_shape),
+                  "mean": list(target.mean), "std": list(target.std)},
+        "variant": variant.key_material(),
+        "format": variant.format,
+        "quantization": variant.quantization,
+        **files_summary(staged, built["files"]),
+        "ops": built["ops"],
+        "op_count": sum(built["ops"].values()),
+        "io": built.get("io"),
+        "reference": None if reference is None else {
+            "key": ref_key, "params": reference["params"], "flops": reference["flops"]},
+        "thresholds": target.thresholds,
+        "tools": tool_versions(),
+        "build_seconds": round(time.perf_counter() - started, 3),
+        "fidelity": None,
+    }
+    store.commit("artifacts", key, staged, manifest)
+    return manifest
+
+
+def _guarded(fn, *args) -> tuple[str, object, float]:
+    started = time.perf_counter()
+    try:
+        return "built", fn(*args), time.perf_counter() - started
+    except Exception as exc:  # noqa: BLE001 - reported per job, the build goes on
+        tb = traceback.format_exc(limit=3)
+        message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+        return "failed", {"error": message, "traceback": tb}, time.perf_counter() - started
+
+
+# -- orchestration -----------------------------------------------------------------------------
+
+class _Inline:
+    """An executor that runs each job at once in this process (for -j 1 and tests)."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def run(build: BuildPlan, jobs: int = 1,
+        on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Build everything in the plan that is not cached. Returns one outcome per job."""
+    store = build.store
+    outcomes: list[Outcome] = []
+
+    def finish(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if on_done:
+            on_done(outcome)
+
+    for job in build.references + build.artifacts:
+        if job.cached:
+            kind = "references" if job.kind == "reference" else "artifacts"
+            finish(Outcome(job, "cached", store.path(kind, job.key),
+                           manifest=store.read(kind, job.key)))
+    pending_refs = [j for j in build.references if not j.cached]
+    pending_arts = [j for j in build.artifacts if not j.cached]
+    if not pending_refs and not pending_arts:
+        return outcomes
+
+    executor = _Inline() if jobs <= 1 else ProcessPoolExecutor(
+        max_workers=jobs, mp_context=get_context("spawn"))
+    ready_refs = {j.ref_key for j in build.artifacts if j.ref_key} - {j.key for j in pending_refs}
+    failed_refs: dict[str, str] = {}
+    running: dict[Future, Job] = {}
+
+    def submit_ready_artifacts():
+        for job in list(pending_arts):
+            if job.target.kind == "tflite" or job.ref_key in ready_refs:
+                pending_arts.remove(job)
+                running[executor.submit(
+                    _guarded, _artifact_work, job.target, job.variant, str(store.root), job.key,
+                    job.ref_key, build.eval_images[job.ref_key])] = job
+            elif job.ref_key in failed_refs:
+                pending_arts.remove(job)
+                finish(Outcome(job, "skipped",
+                               error=f"reference failed: {failed_refs[job.ref_key]}"))
+
+    try:
+        for job in pending_refs:
+            running[executor.submit(_guarded, _reference_work, job.target, str(store.root),
+                                    job.key, build.eval_images[job.key])] = job
+        submit_ready_artifacts()
+        while running:
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                job = running.pop(future)
+                try:
+                    status, payload, seconds = future.result()
+                except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
+                    status, payload, seconds = "failed", {"error": f"worker died: {exc!r}"}, 0.0
+                kind = "references" if job.kind == "reference" else "artifacts"
+                if status == "built":
+                    if job.kind == "reference":
+                        ready_refs.add(job.key)
+                    finish(Outcome(job, "built", store.path(kind, job.key), seconds,
+                                   manifest=payload))
+                else:
+                    if job.kind == "reference":
+                        failed_refs[job.key] = payload["error"]
+                    finish(Outcome(job, "failed", seconds=seconds, error=payload["error"],
+                                   manifest={"traceback": payload.get("traceback")}))
+            submit_ready_artifacts()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return outcomes

@@ -1,0 +1,115 @@
+"""The float32 reference: the Keras model (or the user's SavedModel), exported once as a
+SavedModel that every variant converts from, plus its outputs on the evaluation inputs."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.convert.targets import Target
+
+REFERENCE_OUTPUTS = "reference.npz"
+SAVED_MODEL = "saved_model"
+
+
+def calibrate_batchnorm(model, inputs: np.ndarray) -> int:
+    """Set every BatchNormalization layer's moving statistics to those of `inputs`.
+
+    Random-weight models with default statistics (mean 0, variance 1) give degenerate outputs
+    (every image the same class). One forward pass in training mode with momentum 0 replaces the
+    moving mean and variance by the batch statistics, layer after layer in topological order,
+    which is exactly what inference with the new statistics sees. Returns the layers calibrated.
+    """
+    import keras
+
+    bns = [layer for layer in model._flatten_layers() if isinstance(
+        layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in bns]
+    for layer in bns:
+        layer.momentum = 0.0
+    model(inputs, training=True)
+    for layer, momentum in zip(bns, saved, strict=True):
+        layer.momentum = momentum
+    return len(bns)
+
+
+def load_reference_model(target: Target, eval_inputs: np.ndarray):
+    """The Keras model for a garden or Keras target, weights loaded or BN-calibrated."""
+    import keras
+
+    if target.kind == "garden":
+        model = target.config().build_keras(target.seed)
+        if target.weights:
+            model.load_weights(target.weights)
+        else:
+            calibrate_batchnorm(model, eval_inputs)
+        return model
+    return keras.models.load_model(target.source, compile=False)
+
+
+def count_flops(model, input_shape) -> int | None:
+    """FLOPs of one inference (a multiply-add counts 2), from TF's profiler on the frozen graph."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    try:
+        fn = tf.function(lambda x: model(x, training=False))
+        concrete = fn.get_concrete_function(tf.TensorSpec(input_shape, tf.float32))
+        frozen = convert_variables_to_constants_v2(concrete)
+        opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        opts["output"] = "none"
+        info = tf.compat.v1.profiler.profile(graph=frozen.graph,
+                                             run_meta=tf.compat.v1.RunMetadata(),
+                                             cmd="op", options=opts)
+        return int(info.total_float_ops)
+    except Exception:  # noqa: BLE001 - FLOPs are informative; never fail a build on them
+        return None
+
+
+def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> dict:
+    """Export the reference SavedModel and outputs into `staged`; return manifest fields."""
+    import tensorflow as tf
+
+    started = time.perf_counter()
+    inputs = target.preprocess(eval_images)
+    sm_dir = staged / SAVED_MODEL
+    if target.kind == "saved_model":
+        shutil.copytree(target.source, sm_dir)
+        loaded = tf.saved_model.load(str(sm_dir))
+        fn = loaded.signatures["serving_default"]
+        (name,) = fn.structured_input_signature[1].keys()
+        outputs = np.concatenate([
+            next(iter(fn(**{name: tf.constant(inputs[i:i + 1])}).values())).numpy()
+            for i in range(len(inputs))
+        ])
+        params, flops = None, None
+    else:
+        model = load_reference_model(target, inputs)
+        outputs = np.concatenate([
+            np.asarray(model(inputs[i:i + 8], training=False)) for i in range(0, len(inputs), 8)
+        ])
+        model.export(str(sm_dir), verbose=False)
+        params = int(model.count_params())
+        flops = count_flops(model, target.input_shape)
+    np.savez_compressed(staged / REFERENCE_OUTPUTS, images=eval_images,
+                        outputs=outputs.astype(np.float32))
+    return {
+        "target": target.slug,
+        "task": target.task,
+        "input_shape": list(target.input_shape),
+        "output_shape": [1, *outputs.shape[1:]],
+        "params": params,
+        "flops": flops,
+        "eval_images": int(len(eval_images)),
+        "build_seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def load_reference_outputs(ref_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(Path(ref_dir) / REFERENCE_OUTPUTS) as data:
+        return data["images"], data["outputs"]

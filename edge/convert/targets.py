@@ -1,0 +1,198 @@
+"""What gets built: a garden configuration or a user's model file, as one picklable record.
+
+`Target`s cross process boundaries (conversion workers), so they hold plain data only; the
+garden spec is resolved again from the registry inside the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.convert.cache import sha256_tree, tool_versions
+from edge.convert.variants import DEFAULT_VARIANTS, VARIANTS
+from edge.errors import ModelFileError, SpecError
+from edge.garden.base import DEFAULT_THRESHOLDS, TASKS, ModelConfig
+
+USER_KINDS = {".keras": "keras", ".h5": "keras", ".tflite": "tflite"}
+
+
+@dataclass(frozen=True)
+class Target:
+    slug: str
+    kind: str  # garden | keras | saved_model | tflite
+    source: str  # garden model name, or the model file's path
+    task: str
+    input_size: tuple[int, int]
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+    mean: tuple[float, ...] = (127.5, 127.5, 127.5)
+    std: tuple[float, ...] = (127.5, 127.5, 127.5)
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    seed: int = 0
+    weights: str | None = None
+    images: str | None = None
+    source_sha256: str = ""
+    thresholds: dict = field(default_factory=dict, hash=False)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (1, *self.input_size, 3)
+
+    def config(self) -> ModelConfig:
+        from edge.garden import get_spec
+
+        return get_spec(self.source).resolve(self.params)
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        x = images.astype(np.float32)
+        return (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+
+    def eval_images(self) -> np.ndarray:
+        """The evaluation inputs: a folder of the user's images, or the task's synthetic set."""
+        from edge.garden.datasets import evaluation_set, load_image_folder
+
+        if self.images:
+            return load_image_folder(self.images, self.input_size)
+        return evaluation_set(self.task, self.input_size, seed=0).images
+
+    def reference_material(self, eval_fingerprint: str) -> dict:
+        versions = tool_versions()
+        material = {
+            "kind": self.kind, "task": self.task, "input_size": list(self.input_size),
+            "mean": list(self.mean), "std": list(self.std), "seed": self.seed,
+            "eval": eval_fingerprint,
+            "tools": {k: versions[k] for k in ("tensorflow", "keras")},
+        }
+        if self.kind == "garden":
+            material["model"] = self.config().key_material()
+            material["weights"] = sha256_tree(Path(self.weights)) if self.weights else None
+        else:
+            material["source_sha256"] = self.source_sha256
+        return material
+
+
+def garden_target(config: ModelConfig, *, seed: int = 0, weights: str | None = None,
+                  images: str | None = None, variants: tuple[str, ...] | None = None) -> Target:
+    spec = config.spec
+    if weights is not None and not Path(weights).is_file():
+        raise ModelFileError(f"weights file not found: {weights}")
+    chosen = tuple(variants) if variants else spec.variants
+    unsupported = [v for v in chosen if v not in spec.variants]
+    if unsupported:
+        raise SpecError(
+            f"{config.slug}: variant(s) {', '.join(unsupported)} not supported; "
+            f"supported: {', '.join(spec.variants)}"
+        )
+    return Target(
+        slug=config.slug, kind="garden", source=spec.name, task=spec.task,
+        input_size=config.input_size, params=dict(config.params),
+        mean=spec.preprocessing.mean, std=spec.preprocessing.std, variants=chosen, seed=seed,
+        weights=str(Path(weights).resolve()) if weights else None,
+        images=str(Path(images).resolve()) if images else None,
+        thresholds={k: dict(v) for k, v in spec.metric_thresholds().items()},
+    )
+
+
+def user_kind(path: Path) -> str:
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            return "saved_model"
+        raise ModelFileError(f"{path}: a directory but not a SavedModel (no saved_model.pb)")
+    kind = USER_KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise ModelFileError(
+            f"{path}: unknown model format {path.suffix!r}; "
+            "expected a .keras or .h5 file, a SavedModel directory, or a .tflite file"
+        )
+    return kind
+
+
+def user_target(path: str | Path, *, task: str | None = None,
+                input_size: tuple[int, int] | None = None, images: str | None = None,
+                mean: float = 127.5, std: float = 127.5,
+                variants: tuple[str, ...] | None = None) -> Target:
+    """A target for the user's own model; missing task/input size are read from the model."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path}")
+    kind = user_kind(path)
+    if task is not None and task not in TASKS:
+        raise SpecError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    if images is not None and not Path(images).is_dir():
+        raise ModelFileError(f"image folder not found: {images}")
+    in_shape, out_shape = inspect_model(path, kind)
+    if input_size is None:
+        if in_shape is None or in_shape[1] is None or in_shape[2] is None:
+            raise SpecError(
+                f"{path}: the model's input size is not fixed {in_shape}; pass --input-size HxW"
+            )
+        input_size = (int(in_shape[1]), int(in_shape[2]))
+    if task is None:
+        task = infer_task(out_shape)
+        if task is None:
+            raise SpecError(f"{path}: cannot infer the task from output shape {out_shape}; "
+                            f"pass --task ({', '.join(TASKS)})")
+    if kind == "tflite":
+        allowed = ("tflite-as-is",)
+        if variants and set(variants) - set(allowed):
+            raise SpecError(
+                f"{path}: a .tflite file can only be measured as TFLite (variant tflite-as-is); "
+                "TF.js and other quantizations need the Keras model or SavedModel it came from"
+            )
+        chosen = allowed
+    else:
+        chosen = tuple(variants) if variants else DEFAULT_VARIANTS
+        for v in chosen:
+            if v not in VARIANTS:
+                raise SpecError(f"unknown variant {v!r}; valid variants: {', '.join(VARIANTS)}")
+    return Target(
+        slug=path.stem if path.is_file() else path.name, kind=kind, source=str(path.resolve()),
+        task=task, input_size=input_size, mean=(mean,) * 3, std=(std,) * 3, variants=chosen,
+        images=str(Path(images).resolve()) if images else None,
+        source_sha256=sha256_tree(path),
+        thresholds={k: dict(v) for k, v in DEFAULT_THRESHOLDS[task].items()},
+    )
+
+
+def infer_task(out_shape) -> str | None:
+    if out_shape is None:
+        return None
+    if len(out_shape) == 2:
+        return "classification"
+    if len(out_shape) == 4:
+        return "segmentation"
+    return None
+
+
+def inspect_model(path: Path, kind: str):
+    """(input shape, output shape) of a user's model; a corrupt file raises ModelFileError."""
+    try:
+        if kind == "tflite":
+            from ai_edge_litert.interpreter import Interpreter
+
+            interp = Interpreter(model_path=str(path))
+            ins, outs = interp.get_input_details(), interp.get_output_details()
+            return tuple(ins[0]["shape"]), tuple(outs[0]["shape"])
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if kind == "keras":
+            import keras
+
+            model = keras.models.load_model(path, compile=False)
+            return tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))
+        fn = loaded.signatures["serving_default"]
+        (spec,) = fn.structured_input_signature[1].values()
+        out = next(iter(fn.structured_outputs.values()))
+        return tuple(spec.shape), tuple(out.shape)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any loader failure means a bad file for the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path}: cannot load as {kind}: {first}") from None

@@ -1,0 +1,29 @@
+"""Typed errors. An `EdgeError` is a user's mistake or an unmet condition: the CLI prints its
+message and exits non-zero without a traceback."""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """An error whose message is meant for the user."""
+
+
+class SpecError(EdgeError):
+    """Unknown model, unknown or invalid parameter, impossible combination."""
+
+
+class ModelFileError(EdgeError):
+    """A user's model file is missing, corrupt or of an unknown kind."""
+
+
+class ConversionError(EdgeError):
+    """A converter failed; the message names the model and the variant."""
+
+
+class ValidationError(EdgeError):
+    """One or more variants failed their fidelity checks. Carries every failure, not the first."""
+
+    def __init__(self, failures: list[str]):
+        self.failures = list(failures)
+        lines = "\n".join(f"  - {f}" for f in self.failures)
+        super().__init__(f"{len(self.failures)} variant(s) failed fidelity:\n{lines}")

@@ -1,0 +1,119 @@
+"""Task-aware fidelity metrics: a variant's outputs against the float32 reference's.
+
+All functions take batches: (N, classes) for classification, (N, H, W, classes) logits for
+segmentation, (N, H, W, kernels) sigmoid maps for text detection. Where the reference gives
+nothing to compare, the metric is None with a note, never a perfect score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def snr_db(reference: np.ndarray, variant: np.ndarray) -> float:
+    """Signal-to-noise ratio of the variant's output in dB, signal centred on its mean."""
+    ref = reference.astype(np.float64)
+    signal = np.sum((ref - ref.mean()) ** 2)
+    noise = np.sum((ref - variant.astype(np.float64)) ** 2)
+    if noise == 0:
+        return float("inf")
+    if signal == 0:
+        return float("-inf")
+    return float(10 * np.log10(signal / noise))
+
+
+def classification(reference: np.ndarray, variant: np.ndarray) -> dict:
+    ref_top1 = reference.argmax(axis=-1)
+    k = min(5, reference.shape[-1])
+    var_top5 = np.argsort(-variant, axis=-1)[:, :k]
+    return {
+        "top1_agreement": float(np.mean(ref_top1 == variant.argmax(axis=-1))),
+        "top5_agreement": float(np.mean([r in row for r, row in zip(ref_top1, var_top5,
+                                                                    strict=True)])),
+        "snr_db": snr_db(reference, variant),
+        "reference_classes": int(len(np.unique(ref_top1))),
+    }
+
+
+def mean_iou(ref_mask: np.ndarray, var_mask: np.ndarray) -> float:
+    """Mean IoU over the classes present in either mask (of the whole batch)."""
+    classes = np.union1d(np.unique(ref_mask), np.unique(var_mask))
+    ious = []
+    for c in classes:
+        r, v = ref_mask == c, var_mask == c
+        union = np.logical_or(r, v).sum()
+        ious.append(np.logical_and(r, v).sum() / union)
+    return float(np.mean(ious))
+
+
+def segmentation(reference: np.ndarray, variant: np.ndarray) -> dict:
+    ref_mask, var_mask = reference.argmax(axis=-1), variant.argmax(axis=-1)
+    return {
+        "pixel_agreement": float(np.mean(ref_mask == var_mask)),
+        "mean_iou": mean_iou(ref_mask, var_mask),
+        "snr_db": snr_db(reference, variant),
+        "reference_classes": int(len(np.unique(ref_mask))),
+    }
+
+
+def text_detection(reference: np.ndarray, variant: np.ndarray) -> dict:
+    from edge import pse
+
+    ious, matched, n_pred, n_ref = [], 0, 0, 0
+    for ref_maps, var_maps in zip(reference, variant, strict=True):
+        iou = pse.kernel_iou(ref_maps, var_maps)
+        if iou is not None:
+            ious.append(iou)
+        f1 = pse.box_f1(pse.detect(var_maps), pse.detect(ref_maps))
+        matched += f1["matched"]
+        n_pred += f1["n_pred"]
+        n_ref += f1["n_ref"]
+    result: dict = {"kernel_iou": float(np.mean(ious)) if ious else None,
+                    "snr_db": snr_db(reference, variant),
+                    "reference_boxes": n_ref, "variant_boxes": n_pred}
+    if n_ref == 0:
+        result.update(box_f1=None, note="reference has no boxes")
+    else:
+        precision = matched / n_pred if n_pred else 0.0
+        recall = matched / n_ref
+        result["box_f1"] = (2 * precision * recall / (precision + recall)
+                            if precision + recall else 0.0)
+    if not ious:
+        result["note"] = "reference and variant kernel maps are empty"
+    return result
+
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], dict]] = {
+    "classification": classification,
+    "segmentation": segmentation,
+    "text_detection": text_detection,
+}
+
+
+def precision_class(quantization: str) -> str:
+    """Which threshold column applies: float variants are held to a stricter standard."""
+    return "float" if quantization in ("fp32", "fp16", "none", "float16", "as-is") \
+        else "quantized"
+
+
+def judge(figures: dict, thresholds: dict, quantization: str) -> tuple[str, list[str]]:
+    """pass / warn / fail from the spec's thresholds; returns the status and the reasons."""
+    column = precision_class(quantization)
+    status, reasons = "pass", []
+    for metric, levels in thresholds.items():
+        value = figures.get(metric)
+        if value is None:
+            reasons.append(f"{metric}: n/a")
+            continue
+        pass_at, warn_at = levels[column]
+        if value < warn_at:
+            status = "fail"
+            reasons.append(f"{metric} {value:.3f} < {warn_at} (fail)")
+        elif value < pass_at:
+            status = "warn" if status == "pass" else status
+            reasons.append(f"{metric} {value:.3f} < {pass_at} (warn)")
+    if all(figures.get(m) is None for m in thresholds):
+        status = "n/a"
+    return status, reasons

@@ -1,0 +1,128 @@
+"""Run each variant on the host over the evaluation set and judge it against the reference.
+
+TFLite variants run in LiteRT. A TF.js variant's fidelity is measured where TF.js runs, in the
+browser farm; here its record says so instead of inventing a figure.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edge.convert.cache import Store
+from edge.convert.reference import load_reference_outputs
+from edge.errors import ValidationError
+from edge.garden.base import HEADLINE_METRIC
+from edge.validate.metrics import METRICS, judge
+
+
+@dataclass
+class Fidelity:
+    target: str
+    variant: str
+    status: str  # pass | warn | fail | n/a | error
+    figures: dict
+    reasons: list[str]
+    headline: float | None
+    runtime: str | None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "figures": self.figures, "reasons": self.reasons,
+                "headline": self.headline, "runtime": self.runtime,
+                "seconds": round(self.seconds, 3)}
+
+
+def litert_version() -> str:
+    return f"litert {metadata.version('ai-edge-litert')}"
+
+
+def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    if dtype == np.float32:
+        return x.astype(np.float32)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    if np.dtype(detail["dtype"]) == np.float32:
+        return y.astype(np.float32)
+    scale, zero = detail["quantization"]
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+def run_tflite(model_path: Path, inputs: np.ndarray, threads: int = 2) -> np.ndarray:
+    """Outputs of a .tflite model for a batch of float inputs, one image per invoke."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(model_path), num_threads=threads)
+    interp.allocate_tensors()
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    results = []
+    for i in range(len(inputs)):
+        interp.set_tensor(inp["index"], quantize(inputs[i:i + 1], inp))
+        interp.invoke()
+        results.append(dequantize(interp.get_tensor(out["index"]), out))
+    return np.concatenate(results)
+
+
+def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
+    """Fidelity of one built artifact; cached in its manifest per runtime version."""
+    manifest = store.read("artifacts", key)
+    target, variant = manifest["target"], manifest["variant"]["name"]
+    task = manifest["model"]["task"]
+    cached = manifest.get("fidelity")
+    if manifest["format"] == "tfjs":
+        fid = Fidelity(target, variant, "n/a", {}, ["TF.js variants are checked in the browser "
+                       "(edge bench), where TF.js runs"], None, None)
+    elif manifest["reference"] is None:
+        fid = Fidelity(target, variant, "n/a", {}, ["no float32 reference: the model was given "
+                       "as a .tflite file"], None, None)
+    elif cached and cached.get("runtime") == litert_version() and not force:
+        return Fidelity(target, variant, cached["status"], cached["figures"], cached["reasons"],
+                        cached["headline"], cached["runtime"], cached.get("seconds", 0.0))
+    else:
+        started = time.perf_counter()
+        ref_dir = store.path("references", manifest["reference"]["key"])
+        images, ref_out = load_reference_outputs(ref_dir)
+        mean, std = (np.asarray(manifest["model"][k], np.float32) for k in ("mean", "std"))
+        inputs = (images.astype(np.float32) - mean) / std
+        try:
+            out = run_tflite(store.path("artifacts", key) / manifest["files"][0]["path"], inputs)
+            figures = METRICS[task](ref_out, out.reshape(ref_out.shape))
+            status, reasons = judge(figures, manifest["thresholds"], manifest["quantization"])
+            if figures.get("note"):
+                reasons.append(figures["note"])
+        except Exception as exc:  # noqa: BLE001 - a runtime rejecting a model is a finding
+            figures, status = {}, "error"
+            reasons = [f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"]
+        fid = Fidelity(target, variant, status, figures, reasons,
+                       figures.get(HEADLINE_METRIC[task]), litert_version(),
+                       time.perf_counter() - started)
+    store.update_manifest("artifacts", key, fidelity=fid.to_dict())
+    return fid
+
+
+def validate_all(store: Store, keys: list[str], force: bool = False,
+                 on_done=None) -> list[Fidelity]:
+    results = []
+    for key in keys:
+        fid = validate_artifact(store, key, force=force)
+        results.append(fid)
+        if on_done:
+            on_done(fid)
+    return results
+
+
+def check(results: list[Fidelity]) -> None:
+    """Raise one ValidationError listing every failed variant (not just the first)."""
+    failures = [f"{r.target} {r.variant}: {r.status}: {'; '.join(r.reasons)}"
+                for r in results if r.status in ("fail", "error")]
+    if failures:
+        raise ValidationError(failures)
