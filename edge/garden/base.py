@@ -30,6 +30,7 @@ class Param:
     choices: tuple | None = None
     minimum: float | None = None
     maximum: float | None = None
+    multiple_of: int | None = None
 
     def coerce(self, model: str, raw: Any) -> Any:
         try:
@@ -45,6 +46,9 @@ class Param:
             raise SpecError(f"{model}: {self.name}={raw!r} is below the minimum {self.minimum}")
         if self.maximum is not None and value > self.maximum:
             raise SpecError(f"{model}: {self.name}={raw!r} is above the maximum {self.maximum}")
+        if self.multiple_of is not None and value % self.multiple_of:
+            raise SpecError(f"{model}: {self.name}={raw!r} must be a multiple of "
+                            f"{self.multiple_of}")
         return value
 
 
@@ -69,17 +73,17 @@ class Preprocessing:
 #: "float" covers fp32/fp16 variants, "quantized" the integer ones. Higher is better for all.
 DEFAULT_THRESHOLDS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
     "classification": {
-        "top1_agreement": {"float": (0.99, 0.95), "quantized": (0.80, 0.60)},
-        "top5_agreement": {"float": (0.99, 0.95), "quantized": (0.90, 0.75)},
-        "snr_db": {"float": (40.0, 30.0), "quantized": (12.0, 6.0)},
+        "top1_agreement": {"float": (0.97, 0.85), "quantized": (0.80, 0.60)},
+        "top5_agreement": {"float": (0.99, 0.90), "quantized": (0.90, 0.75)},
+        "snr_db": {"float": (35.0, 20.0), "quantized": (12.0, 6.0)},
     },
     "segmentation": {
-        "pixel_agreement": {"float": (0.99, 0.97), "quantized": (0.85, 0.70)},
-        "mean_iou": {"float": (0.97, 0.93), "quantized": (0.60, 0.45)},
+        "pixel_agreement": {"float": (0.99, 0.95), "quantized": (0.85, 0.70)},
+        "mean_iou": {"float": (0.95, 0.85), "quantized": (0.60, 0.45)},
     },
     "text_detection": {
-        "kernel_iou": {"float": (0.98, 0.95), "quantized": (0.75, 0.60)},
-        "box_f1": {"float": (0.95, 0.85), "quantized": (0.60, 0.40)},
+        "kernel_iou": {"float": (0.97, 0.90), "quantized": (0.75, 0.60)},
+        "box_f1": {"float": (0.90, 0.70), "quantized": (0.60, 0.40)},
     },
 }
 

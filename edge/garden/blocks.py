@@ -102,7 +102,13 @@ def mobilenet_v2_backbone(inputs, alpha=1.0, output_stride=32):
 
 
 def resize_to(x, size, name):
-    """Bilinear resize to a fixed (H, W); converts to ResizeBilinear in TFLite and TF.js."""
+    """Bilinear resize to a fixed (H, W); converts to ResizeBilinear in TFLite and TF.js.
+
+    Use it only as a model's last layer. Keras 3's `Resizing` is a preprocessing layer whose
+    call resets the training flag of the call context: batch-norm layers that run after it
+    trace in training mode (batch statistics, variable updates) into the exported graph. Inside
+    a network use `UpSampling2D(interpolation="bilinear")`.
+    """
     from keras import layers
 
     return layers.Resizing(size[0], size[1], interpolation="bilinear", name=name)(x)

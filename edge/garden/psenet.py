@@ -17,7 +17,7 @@ def build(params: dict, seed: int):
     import keras
     from keras import layers
 
-    from edge.garden.blocks import conv_bn, mobilenet_v2_backbone, resize_to
+    from edge.garden.blocks import conv_bn, mobilenet_v2_backbone
 
     keras.utils.set_random_seed(seed)
     size, ch = params["size"], params["fpn_channels"]
@@ -29,16 +29,17 @@ def build(params: dict, seed: int):
     pyramid = {32: conv_bn(p, ch, 3, activation="relu", name="smooth32")}
     for s in (16, 8, 4):
         target = laterals[s]
-        up = resize_to(p, (target.shape[1], target.shape[2]), name=f"up{s}")
+        up = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{s}")(p)
         p = layers.Add(name=f"merge{s}")([target, up])
         pyramid[s] = conv_bn(p, ch, 3, activation="relu", name=f"smooth{s}")
-    h4, w4 = pyramid[4].shape[1], pyramid[4].shape[2]
-    fused = [pyramid[4]] + [resize_to(pyramid[s], (h4, w4), name=f"fuse_up{s}")
-                            for s in (8, 16, 32)]
+    fused = [pyramid[4]] + [
+        layers.UpSampling2D(s // 4, interpolation="bilinear", name=f"fuse_up{s}")(pyramid[s])
+        for s in (8, 16, 32)
+    ]
     x = layers.Concatenate(name="fuse")(fused)
     x = conv_bn(x, ch, 3, activation="relu", name="fuse")
     x = layers.Conv2D(params["kernels"], 1, name="kernel_logits")(x)
-    x = resize_to(x, (size, size), name="kernel_resize")
+    x = layers.UpSampling2D(4, interpolation="bilinear", name="kernel_resize")(x)
     outputs = layers.Activation("sigmoid", name="kernels")(x)
     return keras.Model(inputs, outputs, name="psenet")
 
@@ -49,7 +50,8 @@ SPEC = ModelSpec(
     description="PSENet text detection, MobileNetV2 + FPN, progressive scale expansion.",
     params=(
         Param("kernels", int, 7, "number of kernel maps (n)", minimum=2, maximum=12),
-        Param("size", int, 320, "input height and width in pixels", minimum=64, maximum=1280),
+        Param("size", int, 320, "input height and width in pixels (a multiple of 32)",
+              minimum=64, maximum=1280, multiple_of=32),
         Param("alpha", float, 1.0, "backbone width multiplier", minimum=0.1, maximum=2.0),
         Param("fpn_channels", int, 128, "channels of the feature pyramid", minimum=4),
     ),
