@@ -151,6 +151,17 @@ def _guarded(fn, *args) -> tuple[str, object, float]:
 
 # -- orchestration -----------------------------------------------------------------------------
 
+def _worker_init(log_path: str) -> None:
+    """Send a worker's stdout/stderr (converter chatter, C++ logs) to a log file, so the
+    parent's progress display stays readable; failures travel back as results."""
+    import os
+
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 class _Inline:
     """An executor that runs each job at once in this process (for -j 1 and tests)."""
 
@@ -184,8 +195,13 @@ def run(build: BuildPlan, jobs: int = 1,
     if not pending_refs and not pending_arts:
         return outcomes
 
-    executor = _Inline() if jobs <= 1 else ProcessPoolExecutor(
-        max_workers=jobs, mp_context=get_context("spawn"))
+    if jobs <= 1:
+        executor = _Inline()
+    else:
+        log = Path(store.root) / "workers.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                       initializer=_worker_init, initargs=(str(log),))
     ready_refs = {j.ref_key for j in build.artifacts if j.ref_key} - {j.key for j in pending_refs}
     failed_refs: dict[str, str] = {}
     running: dict[Future, Job] = {}

@@ -44,8 +44,8 @@ _ALL = [
     Variant("tflite-as-is", "tflite", "as-is", "a user's .tflite file, measured unchanged"),
     Variant("tfjs-fp32", "tfjs", "none", "TF.js graph model, float32 weights"),
     Variant("tfjs-fp16", "tfjs", "float16", "TF.js graph model, float16 weight quantization"),
-    Variant("tfjs-uint16", "tfjs", "uint16", "TF.js graph model, uint16 affine weight quantization"),
-    Variant("tfjs-uint8", "tfjs", "uint8", "TF.js graph model, uint8 affine weight quantization"),
+    Variant("tfjs-uint16", "tfjs", "uint16", "TF.js graph model, uint16 affine weights"),
+    Variant("tfjs-uint8", "tfjs", "uint8", "TF.js graph model, uint8 affine weights"),
 ]
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in _ALL}

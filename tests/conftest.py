@@ -1,0 +1,31 @@
+"""Shared fixtures. The tiny garden is built once per test session (in worker processes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.convert.variants import DEFAULT_VARIANTS
+from edge.garden import REGISTRY
+
+#: Every variant the tests build for each garden model (the uint8-I/O one once, on the baseline).
+EXTRA_VARIANTS = {"mobilenet_v2": ("tflite-int8-full-uint8io",)}
+
+
+def tiny_variants(name: str) -> tuple[str, ...]:
+    return DEFAULT_VARIANTS + EXTRA_VARIANTS.get(name, ())
+
+
+@pytest.fixture(scope="session")
+def tiny_garden(tmp_path_factory):
+    """Build and validate every garden model's tiny configuration in every variant."""
+    from edge import workflow
+    from edge.convert.targets import garden_target
+
+    build_dir = tmp_path_factory.mktemp("build")
+    targets = [garden_target(spec.resolve(spec.tiny), variants=tiny_variants(name))
+               for name, spec in REGISTRY.items()]
+    summary = workflow.build(targets, build_dir, jobs=2)
+    keys = workflow.artifact_keys(summary)
+    fidelity = {(f.target, f.variant): f for f in workflow.validate(keys, build_dir)}
+    return {"build_dir": build_dir, "targets": targets, "summary": summary,
+            "fidelity": fidelity}
