@@ -128,8 +128,10 @@ def garden(as_json):
         click.echo(json.dumps({"models": data, "default_garden": list(DEFAULT_GARDEN)},
                               indent=2))
         return
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+
+    from edge.workflow import make_console
 
     table = Table(title="edge garden")
     for col in ("model", "task", "parameters (default)", "description"):
@@ -138,8 +140,8 @@ def garden(as_json):
         params = ", ".join(
             f"{p['name']}={p['default']}" + (f" [{'|'.join(map(str, p['choices']))}]"
                                             if p["choices"] else "") for p in m["params"])
-        table.add_row(m["name"], m["task"], params, m["description"])
-    console = Console()
+        table.add_row(m["name"], m["task"], escape(params), escape(m["description"]))
+    console = make_console()
     console.print(table)
     console.print("variants: " + ", ".join(data[0]["variants"]))
     console.print("known issues:")
@@ -161,11 +163,11 @@ def build(jobs, run_validate, **opts):
     no MODEL builds the default garden.
     """
     _quiet_tensorflow()
-    from rich.console import Console
+    from rich.markup import escape
 
     from edge import workflow
 
-    console = Console()
+    console = workflow.make_console()
     targets = _targets(**opts)
     summary = workflow.build(targets, opts["build_dir"], jobs=jobs)
     keys = workflow.artifact_keys(summary)
@@ -174,7 +176,7 @@ def build(jobs, run_validate, **opts):
     if keys:
         console.print(workflow.variants_table(keys, opts["build_dir"]))
     for o in summary.failures:
-        console.print(f"[red]{o.status}[/] {o.job.label}: {o.error}")
+        console.print(f"[red]{o.status}[/] " + escape(f"{o.job.label}: {o.error}"))
     console.print(summary.line())
     if summary.converted == 0 and not summary.failures:
         console.print("nothing to convert: every artifact is cached")
@@ -189,22 +191,21 @@ def build(jobs, run_validate, **opts):
 def validate(force, allow_fail, **opts):
     """Check built variants against the float32 reference with task-aware metrics."""
     _quiet_tensorflow()
-    from rich.console import Console
-
     from edge import workflow
     from edge.validate.run import check
 
     targets = _targets(**opts)
     keys = workflow.built_keys(targets, opts["build_dir"])
     results = workflow.validate(keys, opts["build_dir"], force=force)
-    Console().print(workflow.variants_table(keys, opts["build_dir"]))
+    workflow.make_console().print(workflow.variants_table(keys, opts["build_dir"]))
     if not allow_fail:
         check(results)
 
 
 def main(argv=None) -> None:
     try:
-        cli.main(args=argv, prog_name="edge", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="edge", standalone_mode=False)
+        sys.exit(rv if isinstance(rv, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

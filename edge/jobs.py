@@ -7,8 +7,6 @@ import time
 import tomllib
 from pathlib import Path
 
-from rich.console import Console
-
 from edge.errors import EdgeError
 
 MATRIX_FILE = Path("device_matrix.toml")
@@ -40,6 +38,8 @@ def load_matrix(path: Path = MATRIX_FILE) -> dict:
 
 def device_matrix(argv: list[str] | None = None) -> None:
     """Build and validate every model × variant of the matrix, then print the table."""
+    from rich.markup import escape
+
     from edge import workflow
 
     parser = argparse.ArgumentParser(prog="nox -s device_matrix --")
@@ -47,7 +47,7 @@ def device_matrix(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="tiny model configurations")
     parser.add_argument("-j", "--jobs", type=int)
     args = parser.parse_args(argv or [])
-    console = Console()
+    console = workflow.make_console()
     started = time.perf_counter()
     try:
         build = load_matrix(args.matrix)["build"]
@@ -55,7 +55,7 @@ def device_matrix(argv: list[str] | None = None) -> None:
         targets = workflow.garden_targets(build.get("models", ()), tiny=args.tiny,
                                           variants=build.get("variants"))
     except EdgeError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print("[red]error:[/] " + escape(str(exc)))
         raise SystemExit(2) from None
     summary = workflow.build(targets, build_dir, jobs=args.jobs or build.get("jobs", 1))
     keys = workflow.artifact_keys(summary)
@@ -63,7 +63,7 @@ def device_matrix(argv: list[str] | None = None) -> None:
     results = workflow.validate(keys, build_dir)
     console.print(workflow.variants_table(keys, build_dir))
     for o in summary.failures:
-        console.print(f"[red]{o.status}[/] {o.job.label}: {o.error}")
+        console.print(f"[red]{o.status}[/] " + escape(f"{o.job.label}: {o.error}"))
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "warn", "fail", "n/a")}
     console.print(summary.line())
     console.print(f"fidelity: {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -18,6 +20,12 @@ from edge.errors import EdgeError
 from edge.garden import DEFAULT_GARDEN, resolve
 
 DEFAULT_BUILD_DIR = Path("build")
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that does not squeeze tables to 80 columns when output is not a terminal."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 160)
 
 
 def garden_targets(models: Sequence[str] = (), *, tiny: bool = False, seed: int = 0,
@@ -64,7 +72,7 @@ class BuildSummary:
 
 def build(targets: Sequence[Target], build_dir: Path = DEFAULT_BUILD_DIR, jobs: int = 1,
           console: Console | None = None) -> BuildSummary:
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     started = time.perf_counter()
     store = Store(Path(build_dir))
     plan = pipeline.plan(targets, store)
@@ -79,7 +87,8 @@ def build(targets: Sequence[Target], build_dir: Path = DEFAULT_BUILD_DIR, jobs: 
             if outcome.status != "cached":
                 detail = f"{outcome.seconds:.1f} s" if outcome.status == "built" \
                     else outcome.error
-                progress.console.print(f"  {outcome.status:7} {outcome.job.label}  {detail}")
+                progress.console.print(
+                    escape(f"  {outcome.status:7} {outcome.job.label}  {detail}"))
 
         outcomes = pipeline.run(plan, jobs=jobs, on_done=on_done)
     return BuildSummary(outcomes, time.perf_counter() - started)
@@ -103,7 +112,7 @@ def validate(keys: Sequence[str], build_dir: Path = DEFAULT_BUILD_DIR, force: bo
              console: Console | None = None):
     from edge.validate.run import validate_all
 
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("validating", total=len(keys))
@@ -115,9 +124,11 @@ def variants_table(keys: Sequence[str], build_dir: Path = DEFAULT_BUILD_DIR) -> 
     """One row per artifact: size, gzip size, op count and fidelity."""
     store = Store(Path(build_dir))
     table = Table(title="variants")
-    for col in ("model", "variant", "MB", "gzip MB", "ops", "fidelity", "headline", "notes"):
-        table.add_column(col, justify="right" if col in ("MB", "gzip MB", "ops", "headline")
+    for col in ("model", "variant", "MB", "gzip MB", "ops", "fidelity", "headline"):
+        table.add_column(col, no_wrap=True,
+                         justify="right" if col in ("MB", "gzip MB", "ops", "headline")
                          else "left")
+    table.add_column("notes", overflow="ellipsis", max_width=60, no_wrap=True)
     styles = {"pass": "green", "warn": "yellow", "fail": "red", "error": "red"}
     for key in keys:
         m = store.read("artifacts", key)
@@ -125,10 +136,10 @@ def variants_table(keys: Sequence[str], build_dir: Path = DEFAULT_BUILD_DIR) -> 
         status = fid.get("status", "-")
         headline = fid.get("headline")
         table.add_row(
-            m["target"], m["variant"]["name"], f"{m['bytes'] / 1e6:.2f}",
+            escape(m["target"]), m["variant"]["name"], f"{m['bytes'] / 1e6:.2f}",
             f"{m['gzip_bytes'] / 1e6:.2f}", str(m["op_count"]),
             f"[{styles.get(status, 'dim')}]{status}[/]",
             "-" if headline is None else f"{headline:.3f}",
-            "; ".join(fid.get("reasons", []))[:60],
+            escape("; ".join(fid.get("reasons", []))),
         )
     return table

@@ -32,8 +32,9 @@ def test_help_does_not_import_tensorflow():
 
 
 def test_garden_json_lists_models_and_known_issues(capsys):
-    main(["garden", "--json"])
-    data = json.loads(capsys.readouterr().out)
+    code, out, _ = run(capsys, "garden", "--json")
+    assert code == 0
+    data = json.loads(out)
     names = [m["name"] for m in data["models"]]
     assert names == ["mobilenet_v2", "efficientnet_b0", "efficientnet_lite0", "deeplab_v3",
                      "psenet"]

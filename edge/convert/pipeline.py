@@ -8,10 +8,12 @@ raised, so one broken variant does not cost the others.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -93,10 +95,10 @@ def _reference_work(target: Target, store_root: str, key: str, eval_images: np.n
     from edge.convert.reference import build_reference
 
     store = Store(Path(store_root))
-    staged = store.staging()
-    manifest = build_reference(target, staged, eval_images)
-    manifest["tools"] = tool_versions()
-    store.commit("references", key, staged, manifest)
+    with _staging(store) as staged:
+        manifest = build_reference(target, staged, eval_images)
+        manifest["tools"] = tool_versions()
+        store.commit("references", key, staged, manifest)
     return manifest
 
 
@@ -114,9 +116,26 @@ def _artifact_work(target: Target, variant_name: str, store_root: str, key: str,
     else:
         source = store.path("references", ref_key) / "saved_model"
         reference = store.read("references", ref_key)
+    with _staging(store) as staged:
+        built = builders[variant.format](variant, source, target.preprocess(eval_images), staged)
+        manifest = _artifact_manifest(target, variant, staged, built, ref_key, reference, started)
+        store.commit("artifacts", key, staged, manifest)
+    return manifest
+
+
+@contextmanager
+def _staging(store: Store):
+    """A staging directory that is removed when the build fails before its commit."""
     staged = store.staging()
-    built = builders[variant.format](variant, source, target.preprocess(eval_images), staged)
-    manifest = {
+    try:
+        yield staged
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+def _artifact_manifest(target, variant, staged, built, ref_key, reference, started) -> dict:
+    return {
         "target": target.slug,
         "model": {"kind": target.kind, "source": target.source, "params": target.params,
                   "task": target.task, "input_shape": list(target.input_shape),
@@ -135,8 +154,6 @@ def _artifact_work(target: Target, variant_name: str, store_root: str, key: str,
         "build_seconds": round(time.perf_counter() - started, 3),
         "fidelity": None,
     }
-    store.commit("artifacts", key, staged, manifest)
-    return manifest
 
 
 def _guarded(fn, *args) -> tuple[str, object, float]:

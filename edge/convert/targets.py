@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edge.convert.cache import sha256_tree, tool_versions
-from edge.convert.variants import DEFAULT_VARIANTS, VARIANTS
+from edge.convert.variants import BUILDABLE_VARIANTS, DEFAULT_VARIANTS
 from edge.errors import ModelFileError, SpecError
 from edge.garden.base import DEFAULT_THRESHOLDS, TASKS, ModelConfig
 
@@ -79,7 +79,8 @@ def garden_target(config: ModelConfig, *, seed: int = 0, weights: str | None = N
     spec = config.spec
     if weights is not None and not Path(weights).is_file():
         raise ModelFileError(f"weights file not found: {weights}")
-    chosen = tuple(variants) if variants else spec.variants
+    chosen = tuple(variants) if variants else tuple(
+        v for v in DEFAULT_VARIANTS if v in spec.variants)
     unsupported = [v for v in chosen if v not in spec.variants]
     if unsupported:
         raise SpecError(
@@ -146,8 +147,9 @@ def user_target(path: str | Path, *, task: str | None = None,
     else:
         chosen = tuple(variants) if variants else DEFAULT_VARIANTS
         for v in chosen:
-            if v not in VARIANTS:
-                raise SpecError(f"unknown variant {v!r}; valid variants: {', '.join(VARIANTS)}")
+            if v not in BUILDABLE_VARIANTS:
+                raise SpecError(f"unknown variant {v!r} for a Keras or SavedModel model; "
+                                f"valid variants: {', '.join(BUILDABLE_VARIANTS)}")
     return Target(
         slug=path.stem if path.is_file() else path.name, kind=kind, source=str(path.resolve()),
         task=task, input_size=input_size, mean=(mean,) * 3, std=(std,) * 3, variants=chosen,

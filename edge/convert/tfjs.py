@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +15,9 @@ MODEL_JSON = "model.json"
 
 
 def build_tfjs(variant: Variant, source: Path, rep_inputs: np.ndarray, out_dir: Path) -> dict:
+    # The converter imports tensorflow_decision_forests, whose welcome banner imports IPython
+    # whenever stdout is not a terminal file descriptor (pytest, notebooks, pipes).
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
     from tensorflowjs.converters import tf_saved_model_conversion_v2 as converter
 
     q = variant.quantization

@@ -56,6 +56,9 @@ DEFAULT_VARIANTS: tuple[str, ...] = (
     "tfjs-fp32", "tfjs-fp16", "tfjs-uint16", "tfjs-uint8",
 )
 
+#: Every variant a model given as Keras or SavedModel can be built in.
+BUILDABLE_VARIANTS: tuple[str, ...] = tuple(v.name for v in _ALL if v.quantization != "as-is")
+
 #: Runtime -> the artifact format it executes.
 RUNTIMES: dict[str, str] = {
     "litert": "tflite",

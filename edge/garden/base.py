@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.convert.variants import DEFAULT_VARIANTS, KNOWN_ISSUES, VARIANTS, KnownIssue
+from edge.convert.variants import BUILDABLE_VARIANTS, KNOWN_ISSUES, VARIANTS, KnownIssue
 from edge.errors import SpecError
 
 TASKS = ("classification", "segmentation", "text_detection")
@@ -41,13 +41,13 @@ class Param:
             ) from None
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(map(str, self.choices))
-            raise SpecError(f"{model}: {self.name}={raw!r} is not one of: {allowed}")
+            raise SpecError(f"{model}: {self.name}={raw} is not one of: {allowed}")
         if self.minimum is not None and value < self.minimum:
-            raise SpecError(f"{model}: {self.name}={raw!r} is below the minimum {self.minimum}")
+            raise SpecError(f"{model}: {self.name}={raw} is below the minimum {self.minimum}")
         if self.maximum is not None and value > self.maximum:
-            raise SpecError(f"{model}: {self.name}={raw!r} is above the maximum {self.maximum}")
+            raise SpecError(f"{model}: {self.name}={raw} is above the maximum {self.maximum}")
         if self.multiple_of is not None and value % self.multiple_of:
-            raise SpecError(f"{model}: {self.name}={raw!r} must be a multiple of "
+            raise SpecError(f"{model}: {self.name}={raw} must be a multiple of "
                             f"{self.multiple_of}")
         return value
 
@@ -107,7 +107,8 @@ class ModelSpec:
     output: str = ""
     preprocessing: Preprocessing = Preprocessing()
     colormap_fn: Callable[[dict], Any] | None = field(default=None, repr=False)
-    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    #: Variants this model can be built in (a build without --variants makes the defaults).
+    variants: tuple[str, ...] = BUILDABLE_VARIANTS
     known_issues: tuple[KnownIssue, ...] = ()
     thresholds: Mapping[str, Mapping[str, tuple[float, float]]] | None = None
     #: A configuration small enough for the test suite (seconds to build and convert).
