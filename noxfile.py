@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -29,9 +30,42 @@ def _shared_env(session: nox.Session) -> str:
     return str(python)
 
 
-def _call(session: nox.Session, python: str, expression: str) -> None:
+def _tflite_runtime_env(session: nox.Session) -> str | None:
+    """The second TFLite runtime, tflite-runtime 2.14, needs NumPy < 2: its own environment."""
+    env = ROOT / ".nox" / "tflite-runtime"
+    python = env / "bin" / "python"
+    stamp = env / ".installed"
+    if stamp.exists():
+        return str(python)
+    try:
+        session.run(sys.executable, "-m", "venv", str(env), external=True)
+        session.run(str(python), "-m", "pip", "install", "--quiet", "numpy<2",
+                    "tflite-runtime==2.14.0", external=True)
+    except nox.command.CommandFailed:
+        session.warn("tflite-runtime could not be installed; its cells will be 'unsupported'")
+        return None
+    stamp.write_text("ok")
+    return str(python)
+
+
+def _browser(session: nox.Session) -> None:
+    """Make sure a Chromium exists; on Debian as root, install the distribution's package."""
+    if shutil.which("chromium") or shutil.which("google-chrome") or os.environ.get(
+            "EDGE_BROWSER"):
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        session.log("no Chromium found: installing Debian's chromium package")
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", external=True,
+                    env={"DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        session.warn("no Chromium found: install one (apt-get install chromium) or set "
+                     "EDGE_BROWSER; browser cells will fail")
+
+
+def _call(session: nox.Session, python: str, expression: str, **env: str) -> None:
     session.run(python, "-c", expression, external=True,
-                env={"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")})
+                env={"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"), **env})
 
 
 @nox.session(python=False)
@@ -51,10 +85,15 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def device_matrix(session: nox.Session) -> None:
-    """The main job: build and validate the default matrix (device_matrix.toml)."""
+    """The main job: build, validate and measure the default matrix (device_matrix.toml).
+
+    Arguments after `--` go to the job: --preset smoke|full, --resume RUN_ID, --tiny, -j N."""
     python = _shared_env(session)
+    _browser(session)
+    trt = _tflite_runtime_env(session)
     args = repr(list(session.posargs))
-    _call(session, python, f"from edge.jobs import device_matrix; device_matrix({args})")
+    _call(session, python, f"from edge.jobs import device_matrix; device_matrix({args})",
+          **({"EDGE_TFLITE_RUNTIME_PYTHON": trt} if trt else {}))
 
 
 @nox.session(python=False)

@@ -1,4 +1,4 @@
-"""The `edge` command line: garden, build, validate.
+"""The `edge` command line: garden, build, validate, bench, devices, doctor.
 
 Heavy imports (TensorFlow) happen inside the commands that need them, so `edge --help` is fast.
 A user's mistake prints one line naming the file, model, parameter or flag, and exits with 2;
@@ -200,6 +200,69 @@ def validate(force, allow_fail, **opts):
     workflow.make_console().print(workflow.variants_table(keys, opts["build_dir"]))
     if not allow_fail:
         check(results)
+
+
+@cli.command()
+@click.option("--matrix", type=click.Path(path_type=Path), default=Path("device_matrix.toml"),
+              show_default=True, help="Matrix file.")
+@click.option("--preset", type=click.Choice(["default", "full", "smoke"]), default="default",
+              show_default=True, help="Which cells: the file's rules, everything, or a quick few.")
+@click.option("--resume", "resume", metavar="RUN_ID",
+              help="Finish the missing cells of an interrupted run (no duplicates).")
+@click.option("--tiny", is_flag=True, help="Tiny model configurations (as built with --tiny).")
+def bench(matrix, preset, resume, tiny):
+    """Measure built variants on device profiles: browsers (TF.js, tfjs-tflite) and TFLite.
+
+    Writes one JSON Lines record per cell to reports/<run-id>/results.jsonl. Run `edge build`
+    (or `nox -s device_matrix`) first. Emulated phone figures are estimates.
+    """
+    _quiet_tensorflow()
+    from edge.farm.devices import load_catalog
+    from edge.farm.matrix import load_matrix
+    from edge.jobs import measure
+
+    measure(load_matrix(matrix, device_names=list(load_catalog())), preset=preset, tiny=tiny,
+            resume=resume)
+
+
+@cli.command()
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog file "
+              "(default: devices/catalog.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print the profiles as JSON.")
+def devices(catalog, as_json):
+    """List the device profiles (phones from low-end to flagship, and the host)."""
+    from dataclasses import asdict
+
+    from edge.farm.devices import DEFAULT_CATALOG, devices_table, load_catalog
+    from edge.workflow import make_console
+
+    try:
+        profiles = load_catalog(catalog or DEFAULT_CATALOG)
+    except ValueError as exc:
+        raise EdgeError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({n: asdict(p) for n, p in profiles.items()}, indent=2,
+                              default=str))
+        return
+    make_console().print(devices_table(profiles.values()))
+
+
+@cli.command()
+def doctor():
+    """Check the measuring stack: packages, browser, Node/npm, TF.js and its backends."""
+    from rich.markup import escape
+
+    from edge.farm.doctor import checks
+    from edge.workflow import make_console
+
+    console = make_console()
+    bad = 0
+    for what, ok, found, fix in checks():
+        mark = "[green]ok[/]  " if ok else "[red]fix[/] "
+        console.print(f"{mark} {what:22} {escape(found)}" + (
+            f"\n       -> {escape(fix)}" if not ok and fix else ""))
+        bad += not ok
+    sys.exit(1 if bad else 0)
 
 
 def main(argv=None) -> None:

@@ -1,0 +1,1 @@
+"""Measurement farm: the protocol shared by the browser harness and the TFLite runner."""

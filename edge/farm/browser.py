@@ -1,0 +1,198 @@
+"""Real browsers through Playwright: resolution, the harness page, one fresh context per cell.
+
+Browser resolution order: an explicit path (argument or EDGE_BROWSER) → Playwright's own
+Chromium → a system Chromium/Chrome → an error saying how to install one. A device profile with an
+`endpoint` is a real browser elsewhere (CDP `http://…` or Playwright `ws://…`): it is connected
+to, never launched, and never throttled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from edge.errors import EdgeError
+
+REPO = Path(__file__).resolve().parents[2]
+WEB_DIR = REPO / "devices" / "web"
+SYSTEM_BROWSERS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome",
+                   "/usr/bin/google-chrome-stable")
+# The network here is closed: background services only produce refused connections.
+LAUNCH_ARGS = ("--disable-background-networking", "--disable-component-update",
+               "--no-first-run", "--disable-sync", "--disable-default-apps",
+               "--enable-unsafe-webgpu")
+INSTALL_HINT = ("no Chromium found: install one (Debian/Ubuntu: `apt-get install chromium`), or "
+                "set EDGE_BROWSER=/path/to/chrome")
+
+
+@dataclass(frozen=True)
+class BrowserInfo:
+    path: str
+    source: str  # "explicit" | "playwright" | "system"
+
+
+def resolve_browser(explicit: str | None = None) -> BrowserInfo:
+    explicit = explicit or os.environ.get("EDGE_BROWSER")
+    if explicit:
+        if not Path(explicit).exists():
+            raise EdgeError(f"browser not found at {explicit} (from --browser or EDGE_BROWSER)")
+        return BrowserInfo(explicit, "explicit")
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            own = p.chromium.executable_path
+        if own and Path(own).exists():
+            return BrowserInfo(own, "playwright")
+    except Exception:  # noqa: BLE001 - no driver or no browser download: try the system
+        pass
+    for candidate in SYSTEM_BROWSERS:
+        if Path(candidate).exists():
+            return BrowserInfo(candidate, "system")
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return BrowserInfo(found, "system")
+    raise EdgeError(INSTALL_HINT)
+
+
+def ensure_web_runtime() -> None:
+    """Install the pinned TF.js runtime (`npm ci`) into devices/web when it is missing."""
+    if (WEB_DIR / "node_modules" / "@tensorflow" / "tfjs" / "package.json").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise EdgeError("npm not found: install Node.js and npm to fetch the TF.js runtime")
+    import subprocess
+
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WEB_DIR, check=True)
+
+
+def renderer_memory(root_pid: int | None = None) -> dict:
+    """RSS and USS of the busiest page renderer among this process's descendants."""
+    best = None
+    try:
+        procs = psutil.Process(root_pid or os.getpid()).children(recursive=True)
+    except psutil.Error:
+        return {}
+    for proc in procs:
+        try:
+            cmd = " ".join(proc.cmdline())
+            if "--type=renderer" not in cmd or "--top-chrome-webui" in cmd \
+                    or "--extension-process" in cmd:
+                continue
+            info = proc.memory_full_info()
+            if best is None or info.rss > best["renderer_rss"]:
+                best = {"renderer_rss": info.rss, "renderer_uss": getattr(info, "uss", None)}
+        except psutil.Error:
+            continue
+    return best or {}
+
+
+class BrowserSession:
+    """One Playwright driver and one browser, relaunched when it dies."""
+
+    def __init__(self, info: BrowserInfo, headless: bool = True):
+        self.info = info
+        self.headless = headless
+        self._pw = None
+        self._browser = None
+        self.launches = 0
+
+    def __enter__(self) -> BrowserSession:
+        from playwright.sync_api import sync_playwright
+
+        self._pw = sync_playwright().start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self._browser is not None:
+                self._browser.close()
+        except Exception:  # noqa: BLE001 - closing a dead browser
+            pass
+        if self._pw is not None:
+            self._pw.stop()
+
+    def browser(self, endpoint: str | None = None):
+        if endpoint:
+            if endpoint.startswith("ws"):
+                return self._pw.chromium.connect(endpoint)
+            return self._pw.chromium.connect_over_cdp(endpoint)
+        if self._browser is None or not self._browser.is_connected():
+            self._browser = self._pw.chromium.launch(
+                executable_path=self.info.path, headless=self.headless, args=list(LAUNCH_ARGS))
+            self.launches += 1
+        return self._browser
+
+    def version(self) -> str:
+        return self.browser().version
+
+    def devices(self) -> dict:
+        return self._pw.devices
+
+
+def open_page(session: BrowserSession, server_url: str, profile=None, factor: float = 1.0,
+              timeout_s: float = 60.0):
+    """A fresh context and page on the harness, emulating `profile` (descriptor, cores, CPU)."""
+    browser = session.browser(getattr(profile, "endpoint", None))
+    options = {}
+    if profile is not None and profile.descriptor:
+        options.update(session.devices()[profile.descriptor])
+        options.pop("default_browser_type", None)
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.set_default_timeout(timeout_s * 1000)
+    cdp = context.new_cdp_session(page)
+    if profile is not None and profile.emulated and not profile.is_host:
+        if factor > 1.0:
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": factor})
+        cdp.send("Emulation.setHardwareConcurrencyOverride",
+                 {"hardwareConcurrency": int(profile.cores)})
+    page.goto(f"{server_url}/harness/index.html")
+    page.wait_for_function("() => document.title === 'ready'")
+    return context, page, cdp
+
+
+def run_harness(page, config: dict, timeout_s: float) -> dict:
+    """Start one harness run and wait for its result, at most `timeout_s` (raises TimeoutError).
+
+    The run is started without awaiting it in `evaluate`, so a page stuck in an endless loop
+    still times out on the Python side."""
+    page.evaluate("cfg => { window.__edgeResult = undefined; "
+                  "window.edgeHarness.run(cfg).then(r => { window.__edgeResult = r; }, "
+                  "e => { window.__edgeResult = {error: String(e)}; }); }", config)
+    page.wait_for_function("() => window.__edgeResult !== undefined",
+                           timeout=timeout_s * 1000, polling=100)
+    return page.evaluate("() => window.__edgeResult")
+
+
+def host_benchmark_index(session: BrowserSession, server_url: str, repeats: int = 3) -> float:
+    """The host's benchmark index (median of a few runs of the harness's fixed JS workload)."""
+    from edge.farm.devices import HOST_BENCHMARK_JS
+
+    context, page, _ = open_page(session, server_url)
+    try:
+        values = sorted(page.evaluate(HOST_BENCHMARK_JS, 300) for _ in range(repeats))
+        return float(values[len(values) // 2])
+    finally:
+        context.close()
+
+
+def cdp_metrics(cdp) -> dict:
+    try:
+        cdp.send("Performance.enable")
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        return {"js_heap_used": metrics.get("JSHeapUsedSize"),
+                "js_heap_total": metrics.get("JSHeapTotalSize")}
+    except Exception:  # noqa: BLE001 - informative only
+        return {}
+
+
+def wait_idle(seconds: float = 0.2) -> None:
+    time.sleep(seconds)

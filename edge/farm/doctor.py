@@ -1,0 +1,98 @@
+"""`edge doctor`: what this machine has for measuring, and how to fix what is missing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from importlib import metadata
+
+from edge.errors import EdgeError
+
+BACKENDS_JS = """async () => {
+  const out = {};
+  for (const b of ['cpu', 'wasm', 'webgl', 'webgpu']) {
+    try { out[b] = (await tf.setBackend(b)) && tf.getBackend() === b; }
+    catch (e) { out[b] = false; }
+  }
+  return out;
+}"""
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "missing"
+
+
+def _tool(cmd: list[str]) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def checks() -> list[tuple[str, bool, str, str]]:
+    """(what, ok, found, how to fix) for each part of the measuring stack."""
+    from edge.farm.browser import WEB_DIR, resolve_browser
+    from edge.farm.tflite_runner import tflite_runtime_python
+
+    rows = []
+    for pkg, fix in (("tensorflow", "pip install -e . (or run any nox session)"),
+                     ("tensorflowjs", "pip install -e ."), ("ai-edge-litert", "pip install -e ."),
+                     ("playwright", "pip install -e .")):
+        v = _version(pkg)
+        rows.append((pkg, v != "missing", v, fix))
+    trt = tflite_runtime_python()
+    rows.append(("tflite-runtime env", trt is not None, trt or "not found",
+                 "nox -s device_matrix creates .nox/tflite-runtime (numpy<2 + tflite-runtime)"))
+    node, npm = _tool(["node", "--version"]), _tool(["npm", "--version"])
+    rows.append(("node", node is not None, node or "not found", "apt-get install nodejs npm"))
+    rows.append(("npm", npm is not None, npm or "not found", "apt-get install npm"))
+    tfjs_pkg = WEB_DIR / "node_modules" / "@tensorflow" / "tfjs" / "package.json"
+    tfjs = json.loads(tfjs_pkg.read_text())["version"] if tfjs_pkg.exists() else None
+    rows.append(("TF.js runtime", tfjs is not None, tfjs or "not installed",
+                 "cd devices/web && npm ci"))
+    try:
+        info = resolve_browser()
+        rows.append(("browser", True, f"{info.path} ({info.source})", ""))
+    except EdgeError as exc:
+        info = None
+        rows.append(("browser", False, "not found", str(exc)))
+    if info is not None and tfjs is not None:
+        rows.extend(_browser_checks(info))
+    return rows
+
+
+def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
+    from edge.farm.browser import WEB_DIR, BrowserSession, open_page
+    from edge.farm.server import LoopbackServer
+
+    rows = []
+    roots = {"harness": WEB_DIR, "node_modules": WEB_DIR / "node_modules"}
+    try:
+        with LoopbackServer(roots) as server, BrowserSession(info) as session:
+            rows.append(("browser version", True, session.version(), ""))
+            context, page, _ = open_page(session, server.url)
+            try:
+                facts = page.evaluate("() => window.edgeHarness.facts()")
+                backends = page.evaluate(BACKENDS_JS)
+            finally:
+                context.close()
+        for name, ok in backends.items():
+            fix = {"webgpu": "needs --enable-unsafe-webgpu (edge passes it) and an adapter",
+                   "webgl": "needs a GPU or SwiftShader"}.get(name, "")
+            rows.append((f"backend {name}", bool(ok), "initialises" if ok else "unavailable",
+                         fix))
+        renderer = facts.get("gpuRenderer") or facts.get("webglRenderer") or "?"
+        rows.append(("GPU renderer", True, str(renderer),
+                     "SwiftShader means software rendering: WebGL/WebGPU figures are not a "
+                     "phone GPU's"))
+        rows.append(("cross-origin isolated", bool(facts.get("crossOriginIsolated")),
+                     str(facts.get("crossOriginIsolated")), "the loopback server's COOP/COEP"))
+    except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
+        rows.append(("harness page", False, str(exc).splitlines()[0], "see the error"))
+    return rows

@@ -1,0 +1,177 @@
+"""The device matrix as data: which (model, variant, runtime, device, threads) cells to measure.
+
+`device_matrix.toml` holds the build list and the measurement rules. Each `[[bench.cells]]` rule
+is a small cross product (globs allowed for models and variants); the matrix is the union of the
+rules, deduplicated. Presets: `default` (the file's rules), `full` (every variant on every
+runtime that runs its format, on every device of `bench.devices`), `smoke` (a few minutes).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.convert.variants import RUNTIMES, VARIANTS
+from edge.errors import EdgeError
+
+MATRIX_FILE = Path("device_matrix.toml")
+NATIVE_RUNTIMES = ("litert", "tflite-runtime")
+PRESETS = ("default", "full", "smoke")
+
+_BUILD_KEYS = {"models": list, "variants": list, "jobs": int, "build_dir": str}
+_BENCH_KEYS = {"devices": list, "protocol": (str, dict), "reports_dir": str, "threads": list,
+               "cells": list, "fidelity_images": int}
+_RULE_KEYS = {"models": list, "variants": list, "runtimes": list, "devices": list,
+              "threads": list}
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    model: str  # the target slug, e.g. "deeplab_v3:head=ade20k"
+    variant: str
+    runtime: str
+    device: str
+    threads: int | None = None
+
+    @property
+    def native(self) -> bool:
+        return self.runtime in NATIVE_RUNTIMES
+
+    def as_dict(self) -> dict:
+        d = {"model": self.model, "variant": self.variant, "runtime": self.runtime,
+             "device": self.device}
+        if self.threads is not None:
+            d["threads"] = self.threads
+        return d
+
+
+@dataclass
+class Matrix:
+    path: Path
+    models: list[str]
+    variants: list[str]
+    jobs: int = 2
+    build_dir: Path = Path("build")
+    devices: list[str] = field(default_factory=lambda: ["host"])
+    protocol: str | dict = "default"
+    reports_dir: Path = Path("reports")
+    threads: list[int] = field(default_factory=lambda: [2])
+    rules: list[dict] = field(default_factory=list)
+    fidelity_images: int = 4
+
+    def cells(self, preset: str = "default", model_slugs: list[str] | None = None) -> list[Cell]:
+        """Expand the rules (or a preset) into cells. `model_slugs` are the built targets'
+        slugs, in the order of `models`; default: the model arguments themselves."""
+        slugs = model_slugs or list(self.models)
+        if preset not in PRESETS:
+            raise EdgeError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+        if preset == "full":
+            rules = [{"models": ["*"], "variants": ["*"], "runtimes": list(RUNTIMES),
+                      "devices": self.devices, "threads": [1, 2, 4]}]
+        elif preset == "smoke":
+            rules = [{"models": slugs[:1], "variants": ["tflite-fp32", "tfjs-fp32"],
+                      "runtimes": ["litert", "tfjs-wasm"], "devices": self.devices[:2],
+                      "threads": self.threads[:1]}]
+        else:
+            rules = self.rules
+        cells: set[Cell] = set()
+        for rule in rules:
+            cells.update(_expand(rule, slugs, self.variants, self.devices, self.threads))
+        order = {s: i for i, s in enumerate(slugs)}
+        return sorted(cells, key=lambda c: (not c.native, c.device, order[c.model], c.variant,
+                                            c.runtime, c.threads or 0))
+
+
+def _match(patterns: list[str], names: list[str]) -> list[str]:
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def _expand(rule: dict, slugs, variants, devices, threads) -> list[Cell]:
+    cells = []
+    models = _match(rule.get("models", ["*"]), slugs)
+    chosen_variants = _match(rule.get("variants", ["*"]), variants)
+    for runtime in rule.get("runtimes", list(RUNTIMES)):
+        fmt = RUNTIMES[runtime]
+        native = runtime in NATIVE_RUNTIMES
+        rule_devices = ["host"] if native else rule.get("devices", devices)
+        rule_threads = rule.get("threads", threads) if native else [None]
+        for model in models:
+            for variant in chosen_variants:
+                if VARIANTS[variant].format != fmt:
+                    continue
+                for device in rule_devices:
+                    for t in rule_threads:
+                        cells.append(Cell(model, variant, runtime, device, t))
+    return cells
+
+
+def _check_table(path: Path, section: str, table: dict, allowed: dict) -> None:
+    for key, value in table.items():
+        if key not in allowed:
+            raise EdgeError(f"{path}: [{section}] unknown key {key!r}; allowed: "
+                            f"{', '.join(allowed)}")
+        if not isinstance(value, allowed[key]):
+            kinds = allowed[key] if isinstance(allowed[key], tuple) else (allowed[key],)
+            raise EdgeError(f"{path}: [{section}] {key} must be "
+                            f"{' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__}")
+
+
+def _check_names(path: Path, where: str, key: str, values: list, allowed) -> None:
+    for v in values:
+        if not isinstance(v, str | int):
+            raise EdgeError(f"{path}: {where} {key}: {v!r} is not a name")
+        if allowed is not None and v not in allowed and not any(ch in str(v) for ch in "*?["):
+            raise EdgeError(f"{path}: {where} {key}: unknown {key[:-1]} {v!r}; allowed: "
+                            f"{', '.join(map(str, allowed))}")
+
+
+def load_matrix(path: Path = MATRIX_FILE, device_names=None) -> Matrix:
+    """Read and check the matrix file; errors name the file, the key and the allowed values."""
+    if not path.exists():
+        raise EdgeError(f"{path}: matrix file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgeError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"build", "bench"}
+    if unknown:
+        raise EdgeError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; "
+                        "allowed: build, bench")
+    build = data.get("build")
+    if not isinstance(build, dict):
+        raise EdgeError(f"{path}: missing [build] table")
+    _check_table(path, "build", build, _BUILD_KEYS)
+    bench = data.get("bench", {})
+    _check_table(path, "bench", bench, _BENCH_KEYS)
+    if build.get("jobs", 1) < 1:
+        raise EdgeError(f"{path}: [build] jobs must be at least 1, got {build['jobs']}")
+    variants = build.get("variants", [])
+    _check_names(path, "[build]", "variants", variants, list(VARIANTS))
+    devices = bench.get("devices", ["host"])
+    _check_names(path, "[bench]", "devices", devices, device_names)
+    threads = bench.get("threads", [2])
+    if any(not isinstance(t, int) or t < 1 for t in threads):
+        raise EdgeError(f"{path}: [bench] threads must be integers >= 1, got {threads}")
+    rules = bench.get("cells", [])
+    for i, rule in enumerate(rules):
+        where = f"[[bench.cells]] #{i + 1}"
+        if not isinstance(rule, dict):
+            raise EdgeError(f"{path}: {where} must be a table")
+        _check_table(path, where, rule, _RULE_KEYS)
+        _check_names(path, where, "runtimes", rule.get("runtimes", []), list(RUNTIMES))
+        _check_names(path, where, "variants", rule.get("variants", []), list(VARIANTS))
+        _check_names(path, where, "devices", rule.get("devices", []), device_names)
+        if any(not isinstance(t, int) or t < 1 for t in rule.get("threads", [])):
+            raise EdgeError(f"{path}: {where} threads must be integers >= 1")
+    fidelity_images = bench.get("fidelity_images", 4)
+    if fidelity_images < 0:
+        raise EdgeError(f"{path}: [bench] fidelity_images must be >= 0, got {fidelity_images}")
+    return Matrix(
+        path=path, models=build.get("models", []), variants=variants,
+        jobs=build.get("jobs", 2), build_dir=Path(build.get("build_dir", "build")),
+        devices=devices, protocol=bench.get("protocol", "default"),
+        reports_dir=Path(bench.get("reports_dir", "reports")), threads=threads, rules=rules,
+        fidelity_images=fidelity_images,
+    )

@@ -1,0 +1,71 @@
+"""The matrix file: checks that name the file, key and allowed values; cell expansion."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.errors import EdgeError
+from edge.farm.matrix import MATRIX_FILE, load_matrix
+
+DEVICES = ["host", "moto_g4", "pixel_5", "pixel_7"]
+SLUGS = ["mobilenet_v2", "efficientnet_b0", "efficientnet_lite0", "deeplab_v3",
+         "deeplab_v3:head=cityscapes", "deeplab_v3:head=ade20k", "psenet"]
+
+
+def write(tmp_path, text):
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    return path
+
+
+def test_default_matrix_covers_every_family_variant_and_runtime():
+    from edge.convert.variants import DEFAULT_VARIANTS, RUNTIMES
+
+    matrix = load_matrix(MATRIX_FILE, device_names=DEVICES)
+    cells = matrix.cells("default", SLUGS)
+    assert {c.model for c in cells} == set(SLUGS)
+    assert {c.variant for c in cells} >= set(DEFAULT_VARIANTS)
+    assert {c.runtime for c in cells} == set(RUNTIMES)
+    assert len({c.device for c in cells}) >= 3
+    assert len(set(cells)) == len(cells)
+    assert all(c.device == "host" and c.threads for c in cells if c.native)
+    assert all(c.threads is None for c in cells if not c.native)
+    # native cells first (they are timed with nothing else running), then browsers
+    assert [c.native for c in cells] == sorted((c.native for c in cells), reverse=True)
+
+
+def test_presets():
+    matrix = load_matrix(MATRIX_FILE, device_names=DEVICES)
+    full = matrix.cells("full", SLUGS)
+    default = matrix.cells("default", SLUGS)
+    assert set(default) <= set(full) and len(full) > len(default)
+    smoke = matrix.cells("smoke", SLUGS)
+    assert {c.model for c in smoke} == {"mobilenet_v2"} and 0 < len(smoke) <= 4
+    with pytest.raises(EdgeError, match="valid presets: default, full, smoke"):
+        matrix.cells("huge", SLUGS)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[build]\nmodels = 'mobilenet_v2'\n", r"\[build\] models must be list"),
+    ("[build]\nmodels = []\ncolour = 1\n", r"unknown key 'colour'; allowed: models"),
+    ("[build]\njobs = 0\n", "jobs must be at least 1"),
+    ("[build]\nvariants = ['tflite-int9']\n", "unknown variant 'tflite-int9'; allowed: "),
+    ("[build]\n[bench]\ndevices = ['nokia_3310']\n", "unknown device 'nokia_3310'; allowed: host"),
+    ("[build]\n[bench]\nthreads = [-1]\n", "threads must be integers >= 1"),
+    ("[build]\n[[bench.cells]]\nruntimes = ['tfjs-cpu']\n",
+     r"\[\[bench.cells\]\] #1 runtimes: unknown runtime 'tfjs-cpu'"),
+    ("[build]\n[[bench.cells]]\nmodel = ['x']\n", "unknown key 'model'; allowed: models"),
+    ("[build]\n[bench]\nfidelity_images = -2\n", "fidelity_images must be >= 0"),
+    ("[bild]\n", "unknown table"),
+    ("[build\n", "not valid TOML"),
+])
+def test_bad_matrix_files_name_file_key_and_allowed_values(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(EdgeError, match=message) as exc:
+        load_matrix(path, device_names=DEVICES)
+    assert str(path) in str(exc.value)
+
+
+def test_missing_matrix_file(tmp_path):
+    with pytest.raises(EdgeError, match="matrix file not found"):
+        load_matrix(tmp_path / "none.toml")
