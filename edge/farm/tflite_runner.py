@@ -1,0 +1,200 @@
+"""Measure .tflite artifacts on the host, one fresh worker subprocess per cell.
+
+The parent never loads a model: each cell runs `edge/farm/tflite_worker.py` (a self-contained
+script) under the chosen Python, so a segfault, a hang or a runaway allocation costs that cell
+only. LiteRT runs under this process's Python; the older tflite-runtime (built against NumPy
+1.x) runs under the Python of its own environment, which does not have the `edge` package.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+WORKER = Path(__file__).with_name("tflite_worker.py")
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIMES = ("litert", "tflite-runtime")
+THREAD_SWEEP = (1, 2, 4)
+DEFAULT_PROTOCOL = {"warmup": 3, "min_runs": 10, "min_seconds": 1.0, "max_runs": 200}
+TFLITE_RUNTIME_ENV_VAR = "EDGE_TFLITE_RUNTIME_PYTHON"
+TFLITE_RUNTIME_HINT = ("tflite-runtime environment not found: run `nox -s device_matrix` or set "
+                       f"{TFLITE_RUNTIME_ENV_VAR}")
+STDERR_TAIL_CHARS = 4000
+#: What LiteRT and tflite-runtime print on stderr when they apply the XNNPACK delegate.
+XNNPACK_LOG_LINE = "Created TensorFlow Lite XNNPACK delegate"
+
+
+@dataclass
+class TFLiteRun:
+    status: str  # ok | failed | timeout | unsupported
+    error: str | None
+    metrics: dict = field(default_factory=dict)  # the worker's record, less its outputs
+    outputs: list[np.ndarray] = field(default_factory=list)  # float32, one per image
+    stderr_tail: str = ""
+    seconds: float = 0.0  # wall time of the whole cell, worker start-up included
+
+    @property
+    def p50_ms(self) -> float | None:
+        samples = self.metrics.get("samples_ms")
+        return float(np.median(samples)) if samples else None
+
+
+def tflite_runtime_python() -> str | None:
+    """Python of the tflite-runtime environment: $EDGE_TFLITE_RUNTIME_PYTHON, else
+    <repo>/.nox/tflite-runtime/bin/python; None when that file does not exist."""
+    configured = os.environ.get(TFLITE_RUNTIME_ENV_VAR)
+    path = Path(configured) if configured else ROOT / ".nox" / "tflite-runtime" / "bin" / "python"
+    return str(path) if path.is_file() else None
+
+
+def _tail(text: str) -> str:
+    return text[-STDERR_TAIL_CHARS:]
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
+
+
+def _decode(text: bytes) -> str:
+    return text.decode("utf-8", errors="replace") if text else ""
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+
+
+def _run_worker(python: str, job: dict, timeout_s: float) -> tuple[str, bytes, bytes, int | None]:
+    """("done" | "timeout", stdout, stderr, return code) of one worker run."""
+    proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(json.dumps(job).encode(), timeout=timeout_s)
+        return "done", out, err, proc.returncode
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        return "timeout", out, err, proc.returncode
+    finally:
+        if proc.poll() is None:  # interrupted (KeyboardInterrupt ...): leave nothing behind
+            _kill_group(proc)
+            proc.wait()
+
+
+def _decode_outputs(records: list[dict]) -> list[np.ndarray]:
+    return [np.frombuffer(base64.b64decode(r["b64"]), np.float32).reshape(r["shape"])
+            for r in records]
+
+
+def run_tflite_cell(model_path, *, runtime: str = "litert", threads: int = 2,
+                    protocol: dict | None = None, python: str | None = None,
+                    images: np.ndarray | None = None, mean=(127.5,) * 3, std=(127.5,) * 3,
+                    return_outputs: int = 0, timeout_s: float = 120.0,
+                    _fault: str | None = None) -> TFLiteRun:
+    """Measure one .tflite model in a fresh worker process; never raises for what the model or
+    the runtime does (a crash, a hang, a rejected op): those come back as the run's status.
+
+    protocol: {"warmup", "min_runs", "min_seconds", "max_runs"}; missing keys take
+    DEFAULT_PROTOCOL's. images: uint8 (N, H, W, 3) evaluation images, preprocessed in the worker
+    as (x - mean) / std (then quantized for integer inputs) and cycled through; without them one
+    fixed random input. return_outputs: how many images' outputs (float32) come back.
+    _fault ("segfault" | "hang" | "exit"), for tests: the worker fails that way after loading.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
+    started = time.perf_counter()
+    if python is None:
+        python = sys.executable if runtime == "litert" else tflite_runtime_python()
+    if python is None:
+        return TFLiteRun("unsupported", TFLITE_RUNTIME_HINT,
+                         {"runtime": runtime, "threads": threads},
+                         seconds=time.perf_counter() - started)
+    job = {"runtime": runtime, "model_path": str(Path(model_path).resolve()),
+           "threads": int(threads), "protocol": {**DEFAULT_PROTOCOL, **(protocol or {})},
+           "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+           "return_outputs": int(return_outputs)}
+    if _fault:
+        job["_fault"] = _fault
+
+    with tempfile.TemporaryDirectory(prefix="edge-tflite-") as tmp:
+        if images is not None:
+            images = np.asarray(images)
+            if images.ndim != 4:
+                raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}")
+            job["images_path"] = str(Path(tmp) / "images.npy")
+            np.save(job["images_path"], images)
+        try:
+            outcome, out, err, code = _run_worker(python, job, timeout_s)
+        except OSError as exc:  # e.g. a python path that is not there or not executable
+            return TFLiteRun("failed", f"cannot start the worker with {python}: {exc}",
+                             {"runtime": runtime, "threads": int(threads), "python": python},
+                             seconds=time.perf_counter() - started)
+
+    stderr_tail = _tail(_decode(err))
+    seconds = time.perf_counter() - started
+    base = {"runtime": runtime, "threads": int(threads), "python": python,
+            "xnnpack_logged": XNNPACK_LOG_LINE in _decode(err)}
+    if outcome == "timeout":
+        return TFLiteRun("timeout", f"worker timed out after {timeout_s:g} s", base, [],
+                         stderr_tail, seconds)
+    try:
+        record = json.loads(_decode(out).strip().splitlines()[-1])
+        if not isinstance(record, dict) or "status" not in record:
+            raise ValueError("not a worker record")
+    except (IndexError, ValueError):
+        record = None
+    if record is None:
+        if code is not None and code < 0:
+            error = f"worker died: signal {-code} ({_signal_name(-code)})"
+        else:
+            error = f"worker exited with code {code} without a result"
+            last = stderr_tail.strip().splitlines()[-1:]
+            if last:  # e.g. the traceback of an import that failed before the worker's guard
+                error += f"; stderr: {last[0]}"
+        return TFLiteRun("failed", error, base, [], stderr_tail, seconds)
+
+    outputs = _decode_outputs(record.pop("outputs", None) or [])
+    metrics = {**base, **record}
+    if code:
+        metrics["worker_returncode"] = code
+    return TFLiteRun(record["status"], record.get("error"), metrics, outputs, stderr_tail,
+                     seconds)
+
+
+def bare_loop_p50(model_path, threads: int, runs: int) -> float:
+    """Median ms of a bare LiteRT loop in this process (set_tensor, invoke, get_tensor, timed
+    with perf_counter, after 3 untimed runs): the floor against which the worker's figures
+    and their overhead are judged."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(model_path), num_threads=threads)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    x = np.zeros(tuple(inp["shape"]), dtype=inp["dtype"])
+    for _ in range(3):
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        interp.get_tensor(out["index"])
+    samples = []
+    for _ in range(max(1, runs)):
+        start = time.perf_counter()
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        interp.get_tensor(out["index"])
+        samples.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(samples))

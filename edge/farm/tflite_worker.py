@@ -1,0 +1,244 @@
+"""Measure one .tflite model in this process and print one JSON record on stdout.
+
+Self-contained on purpose: it runs under interpreters that do not have the `edge` package (the
+tflite-runtime environment, built against NumPy 1.x), so it imports only the standard library,
+NumPy and the interpreter module the job names. The runner (edge.farm.tflite_runner) starts it as
+`python path/to/tflite_worker.py`, writes the job as JSON on stdin and reads the record from
+stdout; everything else, including native runtime logs, goes to stderr.
+
+Job: {"runtime": "litert" | "tflite-runtime", "model_path": str, "threads": int,
+      "protocol": {"warmup", "min_runs", "min_seconds", "max_runs"},
+      "images_path": optional .npy of uint8 (N, H, W, 3), "mean": [3], "std": [3],
+      "return_outputs": int, "_fault": optional "segfault" | "hang" | "exit" (tests only)}
+"""
+
+import os
+import sys
+
+# Run as a script, Python puts this file's folder first on sys.path, where a sibling module
+# (edge/farm/*.py) could shadow a standard-library one. Nothing is imported from there.
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import base64
+import faulthandler
+import json
+import resource
+import signal
+import time
+from importlib import metadata
+
+import numpy as np
+
+RUNTIMES = {
+    # job "runtime" -> (module holding Interpreter, distribution whose version is reported)
+    "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+}
+DEFAULT_PROTOCOL = {"warmup": 3, "min_runs": 10, "min_seconds": 1.0, "max_runs": 200}
+UNSUPPORTED_MARKERS = ("didn't find op", "not supported", "unsupported")
+
+
+def log(message):
+    print(f"[tflite_worker {os.getpid()}] {message}", file=sys.stderr, flush=True)
+
+
+def rss_bytes():
+    """Current resident set size (Linux /proc), None where unavailable."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def usable_cpus():
+    """CPUs this process may run on: more threads than this makes spinning thread pools stall
+    (tflite-runtime 2.14 at 4 threads on 2 CPUs: about 100 times slower)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def peak_rss_bytes():
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # KiB on Linux
+
+
+def ms(ns):
+    return ns / 1e6
+
+
+def describe(detail):
+    scale, zero = detail["quantization"]
+    return {"name": detail["name"], "shape": [int(s) for s in detail["shape"]],
+            "dtype": np.dtype(detail["dtype"]).name, "scale": float(scale),
+            "zero_point": int(zero)}
+
+
+def quantize(x, detail):
+    """Float input -> the tensor's dtype, through its scale/zero point when it is an integer."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return x.astype(dtype)
+    scale, zero = detail["quantization"]
+    if scale == 0:
+        return x.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def dequantize(y, detail):
+    scale, zero = detail["quantization"]
+    if np.dtype(detail["dtype"]).kind == "f" or scale == 0:
+        return y.astype(np.float32)
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+def prepare_inputs(job, detail):
+    """Per-invoke input arrays, ready for set_tensor; and where they came from."""
+    shape = tuple(int(s) for s in detail["shape"])
+    images_path = job.get("images_path")
+    if not images_path:
+        rng = np.random.default_rng(0)
+        return [quantize(rng.uniform(-1.0, 1.0, shape).astype(np.float32), detail)], "random"
+    images = np.load(images_path)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"evaluation images must be (N, H, W, C), got {images.shape}")
+    if len(shape) != 4 or shape[0] != 1 or tuple(images.shape[1:]) != shape[1:]:
+        raise ValueError(f"evaluation images {list(images.shape)} do not fit the model input "
+                         f"{list(shape)}")
+    mean = np.asarray(job.get("mean", [127.5] * 3), np.float32)
+    std = np.asarray(job.get("std", [127.5] * 3), np.float32)
+    floats = (images.astype(np.float32) - mean) / std
+    return [quantize(floats[i:i + 1], detail) for i in range(len(floats))], "images"
+
+
+def classify(exc):
+    text = str(exc).strip()
+    status = "unsupported" if any(m in text.lower() for m in UNSUPPORTED_MARKERS) else "failed"
+    first = text.splitlines()[0] if text else ""
+    return status, f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def fault(kind):
+    """Injected failures, for the runner's tests."""
+    if not kind:
+        return
+    log(f"injected fault: {kind}")
+    if kind == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif kind == "hang":
+        while True:
+            time.sleep(3600)
+    elif kind == "exit":
+        os._exit(3)
+    raise ValueError(f"unknown _fault {kind!r}")
+
+
+def measure(job, result):
+    runtime = job.get("runtime", "litert")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; expected one of {sorted(RUNTIMES)}")
+    module_name, distribution = RUNTIMES[runtime]
+    threads = int(job.get("threads", 2))
+    protocol = {**DEFAULT_PROTOCOL, **(job.get("protocol") or {})}
+    result.update(runtime=runtime, model_path=job["model_path"], threads=threads,
+                  protocol=protocol, python_version=sys.version.split()[0],
+                  numpy_version=np.__version__, cpus=usable_cpus(),
+                  xnnpack={"threads": threads, "delegate": "default (XNNPACK)"})
+    try:
+        result["runtime_version"] = metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        result["runtime_version"] = None
+    module = __import__(module_name, fromlist=["Interpreter"])
+    interpreter_cls = module.Interpreter
+
+    result["rss_before_load_bytes"] = rss_bytes()
+    start = time.perf_counter_ns()
+    interp = interpreter_cls(model_path=job["model_path"], num_threads=threads)
+    interp.allocate_tensors()
+    result["load_ms"] = ms(time.perf_counter_ns() - start)
+    result["rss_after_load_bytes"] = rss_bytes()
+    log(f"loaded {job['model_path']} with {runtime} {result['runtime_version']} "
+        f"in {result['load_ms']:.1f} ms")
+    fault(job.get("_fault"))
+
+    inputs_d, outputs_d = interp.get_input_details(), interp.get_output_details()
+    result["input"] = [describe(d) for d in inputs_d]
+    result["output"] = [describe(d) for d in outputs_d]
+    inp, out = inputs_d[0], outputs_d[0]
+    feeds, source = prepare_inputs(job, inp)
+    result.update(inputs_source=source, inputs_count=len(feeds))
+    # Any further inputs get one fixed random tensor each (the garden's models have one).
+    rng = np.random.default_rng(1)
+    for extra in inputs_d[1:]:
+        value = quantize(rng.uniform(-1.0, 1.0, tuple(extra["shape"])).astype(np.float32), extra)
+        interp.set_tensor(extra["index"], value)
+
+    def run(x):
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        return interp.get_tensor(out["index"])
+
+    start = time.perf_counter_ns()
+    run(feeds[0])
+    result["first_invoke_ms"] = ms(time.perf_counter_ns() - start)
+
+    warmup = []
+    for i in range(int(protocol["warmup"])):
+        start = time.perf_counter_ns()
+        run(feeds[(i + 1) % len(feeds)])
+        warmup.append(ms(time.perf_counter_ns() - start))
+    result["warmup_ms"] = warmup
+
+    # The stopping rule of edge.farm.protocol.Protocol.done, over the timed time (the sum of
+    # the samples): stop at max_runs, or once both min_runs and min_seconds are reached.
+    min_runs, max_runs = int(protocol["min_runs"]), int(protocol["max_runs"])
+    min_ns = float(protocol["min_seconds"]) * 1e9
+    samples, timed_ns = [], 0
+    while True:
+        x = feeds[len(samples) % len(feeds)]
+        start = time.perf_counter_ns()
+        run(x)
+        took = time.perf_counter_ns() - start
+        samples.append(ms(took))
+        timed_ns += took
+        if len(samples) >= max_runs or (len(samples) >= min_runs and timed_ns >= min_ns):
+            break
+    result["samples_ms"] = samples
+    result["timed_seconds"] = timed_ns / 1e9
+
+    outputs = []
+    for x in feeds[:max(0, int(job.get("return_outputs", 0)))]:
+        y = np.ascontiguousarray(dequantize(run(x), out), dtype=np.float32)
+        outputs.append({"shape": list(y.shape),
+                        "b64": base64.b64encode(y.tobytes()).decode("ascii")})
+    result["outputs"] = outputs
+    result["peak_rss_bytes"] = peak_rss_bytes()
+
+
+def main():
+    # The record goes to the real stdout; fd 1 then points at stderr, so that anything else
+    # (print calls, native runtime logs) cannot corrupt it.
+    result_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    faulthandler.enable()
+    result = {"status": "ok", "error": None, "worker_pid": os.getpid()}
+    try:
+        job = json.loads(sys.stdin.read())
+        measure(job, result)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record
+        result["status"], result["error"] = classify(exc)
+        result["peak_rss_bytes"] = peak_rss_bytes()
+        log(f"{result['status']}: {result['error']}")
+    result_out.write(json.dumps(result) + "\n")
+    result_out.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter teardown: a crash there must not cost a finished record
+
+
+if __name__ == "__main__":
+    main()
