@@ -1,0 +1,517 @@
+// Measures one model variant in one backend; driven by Playwright through window.edgeHarness.
+//
+// window.edgeHarness = { ready, run(config), benchmarkIndex(ms), facts() }; the title becomes
+// 'ready' once the runtimes are loaded.
+//
+// config: { runtime: 'tfjs-wasm' | 'tfjs-webgl' | 'tfjs-webgpu' | 'tflite-web',
+//   modelUrl: '.../model.json' (graph model) or '.../model.tflite',
+//   input: { shape: [1, H, W, 3], dtype: 'float32' | 'int8' | 'uint8', mean: [r, g, b],
+//            std: [r, g, b], scale, zeroPoint },          // scale/zeroPoint for int8/uint8 inputs
+//   output: { scale, zeroPoint } or a list, one per output // optional, dequantizes tflite outputs
+//   imagesUrl: raw uint8 RGB images, N*H*W*3 bytes (optional; else a fixed synthetic image),
+//   returnOutputs: how many images' outputs to return (default 0),
+//   protocol: { warmup, minRuns, minSeconds, maxRuns }, wasmThreads, flags (tf.env() flags),
+//   pse: { kernels, threshold, minKernelArea, minArea, runs } (optional), loadTimeoutMs }
+//
+// run(config) always resolves with { runtime, backend, tfjsVersion, inputSynthetic, loadMs,
+//   firstInferenceMs, warmupMs, samplesMs, memory, facts,
+//   outputs: [{ image, output, shape, dtype: 'float32', b64, note? }],
+//   pse: { ms, samplesMs, boxes, regions } | null, error: string | null, unsupported }.
+// Timings are milliseconds (performance.now()); b64 holds little-endian float32 values.
+// The backend is selected and checked (never a silent fallback); every inference is timed up to
+// the download of its output data, so asynchronous GPU work is included.
+(function () {
+  'use strict';
+
+  const WASM_DIR = '/node_modules/@tensorflow/tfjs-backend-wasm/dist/';
+  const TFLITE_DIR = '/node_modules/@tensorflow/tfjs-tflite/wasm/';
+  const BACKENDS = { 'tfjs-wasm': 'wasm', 'tfjs-webgl': 'webgl', 'tfjs-webgpu': 'webgpu', 'tflite-web': 'cpu' };
+  const DEFAULT_PROTOCOL = { warmup: 3, minRuns: 10, minSeconds: 1, maxRuns: 200 };
+  const QUANT_RANGE = { int8: [-128, 127], uint8: [0, 255] };
+  // (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)): valid only with SIMD.
+  const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1,
+    0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+
+  let wasmThreadsConfigured = null;
+  let tfliteThreadsConfigured = null;
+  let benchmarkSink = 0;
+
+  const now = () => performance.now();
+
+  function describe(err) {
+    const message = err && err.message ? err.message : String(err);
+    const frame = err && err.stack ? err.stack.split('\n').find((l) => /^\s+at\s/.test(l)) : null;
+    return frame ? `${message} (${frame.trim()})` : message;
+  }
+
+  function withTimeout(promise, ms, what) {
+    let timer;
+    const limit = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    });
+    return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+  }
+
+  function median(values) {
+    const s = [...values].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length === 0 ? null : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  }
+
+  // ---- inputs ------------------------------------------------------------------------------
+
+  // numpy's np.round: halves go to the even neighbour.
+  function roundHalfEven(x) {
+    const r = Math.round(x);
+    return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  }
+
+  function syntheticPixels(count) {
+    const pixels = new Uint8Array(count);
+    let state = 12345;
+    for (let i = 0; i < count; i++) {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      pixels[i] = state >>> 24;
+    }
+    return pixels;
+  }
+
+  // One image's uint8 RGB pixels -> a [1, H, W, 3] tensor: (pixel - mean) / std, then quantized
+  // as q = clamp(round(x / scale + zeroPoint)) for int8/uint8 inputs (carried as int32). Every
+  // step is rounded to float32 (Math.fround) as numpy does, so the same pixels give the same q.
+  function inputTensor(spec, pixels) {
+    const f = Math.fround;
+    const mean = (spec.mean || [0, 0, 0]).map(f);
+    const std = (spec.std || [1, 1, 1]).map(f);
+    const x = new Float32Array(pixels.length);
+    for (let i = 0; i < pixels.length; i++) x[i] = f(pixels[i] - mean[i % 3]) / std[i % 3];
+    const range = QUANT_RANGE[spec.dtype];
+    if (!range) return tf.tensor(x, spec.shape, 'float32');
+    if (!spec.scale) throw new Error(`input dtype ${spec.dtype} needs input.scale`);
+    const scale = f(spec.scale);
+    const zero = spec.zeroPoint || 0;
+    const q = new Int32Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      q[i] = Math.min(range[1], Math.max(range[0], roundHalfEven(f(f(x[i] / scale) + zero))));
+    }
+    return tf.tensor(q, spec.shape, 'int32');
+  }
+
+  async function loadImages(config) {
+    const perImage = config.input.shape.slice(1).reduce((a, b) => a * b, 1);
+    if (!config.imagesUrl) return { count: 1, synthetic: true, at: () => syntheticPixels(perImage) };
+    const response = await fetch(config.imagesUrl);
+    if (!response.ok) throw new Error(`images: HTTP ${response.status} for ${config.imagesUrl}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes.length === 0 || bytes.length % perImage !== 0) {
+      throw new Error(`images: ${bytes.length} bytes is not a whole number of ${perImage}-byte images`);
+    }
+    return { count: bytes.length / perImage, synthetic: false, at: (i) => bytes.subarray(i * perImage, (i + 1) * perImage) };
+  }
+
+  // ---- backend and model -------------------------------------------------------------------
+
+  async function webgpuProbe() {
+    if (!navigator.gpu) return { available: false, error: 'navigator.gpu is missing' };
+    try {
+      const adapter = await withTimeout(navigator.gpu.requestAdapter(), 5000, 'requestAdapter');
+      if (!adapter) return { available: false, error: 'requestAdapter() returned null' };
+      const info = adapter.info || (adapter.requestAdapterInfo ? await adapter.requestAdapterInfo() : {});
+      return {
+        available: true,
+        isFallbackAdapter: adapter.isFallbackAdapter ?? info.isFallbackAdapter ?? null,
+        vendor: info.vendor || null,
+        architecture: info.architecture || null,
+        device: info.device || null,
+        description: info.description || null,
+      };
+    } catch (err) {
+      return { available: false, error: describe(err) };
+    }
+  }
+
+  async function selectBackend(config) {
+    const name = BACKENDS[config.runtime];
+    if (!name) throw new Error(`unknown runtime ${JSON.stringify(config.runtime)}; expected one of ${Object.keys(BACKENDS).join(', ')}`);
+    for (const [flag, value] of Object.entries(config.flags || {})) tf.env().set(flag, value);
+    if (name === 'wasm' && config.wasmThreads != null) {
+      tf.wasm.setThreadsCount(config.wasmThreads);
+      wasmThreadsConfigured = config.wasmThreads;
+    }
+    let reason = null;
+    try {
+      if (!(await tf.setBackend(name))) reason = 'setBackend returned false';
+      await tf.ready();
+    } catch (err) {
+      reason = describe(err);
+    }
+    if (!reason && tf.getBackend() !== name) reason = `tf.getBackend() is ${tf.getBackend()}`;
+    if (reason && name === 'webgpu') {
+      const probe = await webgpuProbe();
+      if (probe.error) reason += `; ${probe.error}`;
+    }
+    return reason ? `backend ${name} unavailable: ${reason}` : null;
+  }
+
+  async function loadModel(config) {
+    if (config.runtime !== 'tflite-web') return tf.loadGraphModel(config.modelUrl);
+    // Without wasmThreads the interpreter's own default: half the reported cores.
+    tfliteThreadsConfigured = config.wasmThreads ?? Math.max(1, Math.floor(navigator.hardwareConcurrency / 2));
+    const options = { numThreads: tfliteThreadsConfigured };
+    // The TFLite interpreter explains a rejected model only on the console: keep its ERROR lines.
+    const errors = [];
+    const original = { warn: console.warn, error: console.error };
+    for (const level of ['warn', 'error']) {
+      console[level] = (...args) => {
+        const text = args.join(' ').trim();
+        if (text.startsWith('ERROR:')) errors.push(text.slice(6).trim());
+        original[level].apply(console, args);
+      };
+    }
+    try {
+      return await tflite.loadTFLiteModel(config.modelUrl, options);
+    } catch (err) {
+      if (errors.length) err.message = `${err.message}: ${errors.join('; ')}`;
+      throw err;
+    } finally {
+      Object.assign(console, original);
+    }
+  }
+
+  function disposeModel(model) {
+    if (!model) return;
+    if (typeof model.dispose === 'function') model.dispose();
+    else if (model.modelRunner && typeof model.modelRunner.cleanUp === 'function') model.modelRunner.cleanUp();
+  }
+
+  function outputList(out) {
+    if (out instanceof tf.Tensor) return [out];
+    if (Array.isArray(out)) return out;
+    return Object.keys(out).sort().map((k) => out[k]);
+  }
+
+  // Returns infer(x) -> Promise<{tensors, data}>: one inference, synced on the output download;
+  // the caller disposes the tensors.
+  function makeInfer(model) {
+    let useAsync = false;
+    return async function infer(x) {
+      let out;
+      if (useAsync) {
+        out = await model.executeAsync(x);
+      } else {
+        try {
+          out = model.predict(x);
+        } catch (err) {
+          if (typeof model.executeAsync !== 'function' || !/executeAsync/.test(String(err && err.message))) throw err;
+          useAsync = true;
+          out = await model.executeAsync(x);
+        }
+      }
+      const tensors = outputList(out);
+      const data = await Promise.all(tensors.map((t) => t.data()));
+      return { tensors, data };
+    };
+  }
+
+  // ---- memory ------------------------------------------------------------------------------
+
+  function tfMemory() {
+    const m = tf.memory();
+    const keep = ['numTensors', 'numBytes', 'numBytesInGPU', 'numBytesInGPUAllocated', 'numBytesInGPUFree', 'numBytesAllocatedInGPU', 'unreliable'];
+    return Object.fromEntries(keep.filter((k) => m[k] !== undefined).map((k) => [k, m[k]]));
+  }
+
+  function wasmHeapBytes(config, model) {
+    try {
+      if (config.runtime === 'tflite-web') return model.modelRunner.module.HEAPU8.byteLength;
+      if (config.runtime === 'tfjs-wasm') return tf.backend().wasm.HEAPU8.byteLength;
+    } catch (err) {
+      return null;
+    }
+    return null;
+  }
+
+  // Peak bytes of all live tensors while the kernels of one extra (untimed) inference ran.
+  async function profilePeakBytes(infer, x) {
+    try {
+      let tensors = [];
+      const info = await tf.profile(async () => {
+        tensors = (await infer(x)).tensors;
+      });
+      tf.dispose(tensors);
+      return info.peakBytes;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function jsHeap() {
+    const m = performance.memory;
+    return m ? { usedJSHeapSize: m.usedJSHeapSize, totalJSHeapSize: m.totalJSHeapSize } : null;
+  }
+
+  // ---- outputs -----------------------------------------------------------------------------
+
+  function float32Base64(values) {
+    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    let binary = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(binary);
+  }
+
+  // Float32 values of output k; quantized tflite outputs are dequantized with config.output
+  // (one {scale, zeroPoint} or a list, one per output) when given, else returned raw.
+  function outputValues(config, tensor, data, k) {
+    const quantized = config.runtime === 'tflite-web' && tensor.dtype === 'int32';
+    if (!quantized) return { values: Float32Array.from(data), dequantized: null };
+    const specs = [].concat(config.output || []);
+    const spec = specs[k] || null;
+    if (!spec || !spec.scale) return { values: Float32Array.from(data), dequantized: false };
+    const zero = spec.zeroPoint || 0;
+    return { values: Float32Array.from(data, (q) => (q - zero) * spec.scale), dequantized: true };
+  }
+
+  function encodeOutputs(config, index, result) {
+    return result.tensors.map((t, k) => {
+      const { values, dequantized } = outputValues(config, t, result.data[k], k);
+      const entry = { image: index, output: k, shape: t.shape, dtype: 'float32', b64: float32Base64(values) };
+      if (dequantized === false) entry.note = 'raw quantized values: no output scale/zeroPoint given';
+      return entry;
+    });
+  }
+
+  function runPse(config, result) {
+    const spec = config.pse;
+    const t = result.tensors[0];
+    const [, h, w, n] = t.shape;
+    if (t.shape.length !== 4 || n !== spec.kernels) {
+      throw new Error(`pse: output shape [${t.shape}] is not [1, H, W, ${spec.kernels}]`);
+    }
+    const maps = outputValues(config, t, result.data[0], 0).values;
+    const opts = { threshold: spec.threshold ?? 0.5, minKernelArea: spec.minKernelArea ?? 5, minArea: spec.minArea ?? 10 };
+    const samplesMs = [];
+    let found = null;
+    for (let i = 0; i < (spec.runs ?? 5); i++) {
+      const t0 = now();
+      found = edgePSE.detect(maps, h, w, n, opts);
+      samplesMs.push(now() - t0);
+    }
+    const boxes = found.boxes.map((b) => ({ label: b.label, area: b.area, x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1 }));
+    return { ms: median(samplesMs), samplesMs, boxes: boxes.length, regions: boxes };
+  }
+
+  // ---- the measurement ---------------------------------------------------------------------
+
+  // camelCase or snake_case keys; timeout_s is the caller's deadline and not used here.
+  function readProtocol(given) {
+    const protocol = Object.assign({}, DEFAULT_PROTOCOL);
+    for (const [key, value] of Object.entries(given)) {
+      const name = key.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+      if (name === 'timeoutS') continue;
+      if (!(name in DEFAULT_PROTOCOL) || typeof value !== 'number' || !(value >= 0)) {
+        throw new Error(`protocol: bad entry ${key}=${JSON.stringify(value)}`);
+      }
+      protocol[name] = value;
+    }
+    return protocol;
+  }
+
+  async function run(config) {
+    const result = {
+      runtime: config && config.runtime, backend: null, tfjsVersion: tf.version.tfjs,
+      inputSynthetic: null, loadMs: null, firstInferenceMs: null, warmupMs: [], samplesMs: [],
+      memory: {}, facts: {}, outputs: [], pse: null, error: null, unsupported: false,
+    };
+    let model = null;
+    let x = null;
+    try {
+      const protocol = readProtocol(config.protocol || {});
+      const unavailable = await selectBackend(config);
+      if (unavailable) {
+        result.error = unavailable;
+        result.unsupported = true;
+        return result;
+      }
+      result.backend = config.runtime === 'tflite-web' ? 'tflite-web' : tf.getBackend();
+      const images = await loadImages(config);
+      result.inputSynthetic = images.synthetic;
+      x = inputTensor(config.input, images.at(0));
+
+      const t0 = now();
+      model = await withTimeout(loadModel(config), config.loadTimeoutMs ?? 120000, 'model load');
+      result.loadMs = now() - t0;
+      const infer = makeInfer(model);
+      const before = tfMemory();
+      let peakBytes = before.numBytes;
+      let peakGpuBytes = before.numBytesInGPU ?? null;
+      let last = null;
+      const once = async () => {
+        const start = now();
+        const r = await infer(x);
+        const ms = now() - start;
+        const m = tf.memory();
+        peakBytes = Math.max(peakBytes, m.numBytes);
+        if (m.numBytesInGPU !== undefined) peakGpuBytes = Math.max(peakGpuBytes ?? 0, m.numBytesInGPU);
+        last = { tensors: r.tensors.map((t) => ({ shape: t.shape, dtype: t.dtype })), data: r.data };
+        tf.dispose(r.tensors);
+        return ms;
+      };
+
+      result.firstInferenceMs = await once();
+      for (let i = 0; i < protocol.warmup; i++) result.warmupMs.push(await once());
+      let elapsed = 0;
+      while (!(result.samplesMs.length >= protocol.maxRuns ||
+               (result.samplesMs.length >= protocol.minRuns && elapsed >= protocol.minSeconds * 1000))) {
+        const ms = await once();
+        result.samplesMs.push(ms);
+        elapsed += ms;
+      }
+      const after = tfMemory();
+      result.memory = {
+        before, after,
+        leakedTensors: after.numTensors - before.numTensors,
+        leakedBytes: after.numBytes - before.numBytes,
+        tfPeakBytes: peakBytes,
+        tfPeakGpuBytes: peakGpuBytes,
+        tfProfilePeakBytes: config.runtime === 'tflite-web' ? null : await profilePeakBytes(infer, x),
+        numBytesInGPUAllocated: after.numBytesInGPUAllocated ?? null,
+        wasmHeapBytes: wasmHeapBytes(config, model),
+        jsHeap: jsHeap(),
+      };
+      if (config.pse) result.pse = runPse(config, last);
+
+      const wanted = Math.min(config.returnOutputs || 0, images.count);
+      for (let i = 0; i < wanted; i++) {
+        const xi = i === 0 ? x : inputTensor(config.input, images.at(i));
+        const r = await infer(xi);
+        result.outputs.push(...encodeOutputs(config, i, r));
+        tf.dispose(r.tensors);
+        if (xi !== x) xi.dispose();
+      }
+    } catch (err) {
+      result.error = describe(err);
+    } finally {
+      try {
+        if (x) x.dispose();
+        disposeModel(model);
+      } catch (err) {
+        result.error = result.error || `cleanup: ${describe(err)}`;
+      }
+      try {
+        result.facts = await facts();
+      } catch (err) {
+        result.facts = { error: describe(err) };
+      }
+    }
+    return result;
+  }
+
+  // ---- facts and the benchmark index --------------------------------------------------------
+
+  function flag(name) {
+    try {
+      return tf.env().get(name);
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function webglFacts() {
+    const facts = {
+      version: flag('WEBGL_VERSION'),
+      renderFloat32Capable: flag('WEBGL_RENDER_FLOAT32_CAPABLE'),
+      renderFloat32Enabled: flag('WEBGL_RENDER_FLOAT32_ENABLED'),
+      downloadFloatEnabled: flag('WEBGL_DOWNLOAD_FLOAT_ENABLED'),
+      forceF16Textures: flag('WEBGL_FORCE_F16_TEXTURES'),
+      maxTextureSize: flag('WEBGL_MAX_TEXTURE_SIZE'),
+      vendor: null, renderer: null, halfFloatColorBuffer: null, floatColorBuffer: null,
+    };
+    try {
+      const gl = document.createElement('canvas').getContext('webgl2') || document.createElement('canvas').getContext('webgl');
+      if (gl) {
+        const debug = gl.getExtension('WEBGL_debug_renderer_info');
+        facts.vendor = gl.getParameter(debug ? debug.UNMASKED_VENDOR_WEBGL : gl.VENDOR);
+        facts.renderer = gl.getParameter(debug ? debug.UNMASKED_RENDERER_WEBGL : gl.RENDERER);
+        facts.floatColorBuffer = !!gl.getExtension('EXT_color_buffer_float');
+        facts.halfFloatColorBuffer = !!gl.getExtension('EXT_color_buffer_half_float');
+        const lose = gl.getExtension('WEBGL_lose_context');
+        if (lose) lose.loseContext();
+      }
+    } catch (err) {
+      facts.error = describe(err);
+    }
+    return facts;
+  }
+
+  async function facts() {
+    let threadsUsed = null;
+    try {
+      threadsUsed = tf.wasm.getThreadsCount();
+    } catch (err) {
+      threadsUsed = null;
+    }
+    let tfliteFeatures = null;
+    try {
+      tfliteFeatures = await withTimeout(tflite.getWasmFeatures(), 5000, 'tflite.getWasmFeatures');
+    } catch (err) {
+      tfliteFeatures = { error: describe(err) };
+    }
+    return {
+      userAgent: navigator.userAgent,
+      crossOriginIsolated: self.crossOriginIsolated === true,
+      sharedArrayBuffer: typeof SharedArrayBuffer !== 'undefined',
+      hardwareConcurrency: navigator.hardwareConcurrency,
+      deviceMemory: navigator.deviceMemory ?? null,
+      tfjsVersion: tf.version.tfjs,
+      backend: tf.getBackend() || null,
+      wasm: {
+        simd: WebAssembly.validate(SIMD_PROBE),
+        threadsConfigured: wasmThreadsConfigured,
+        threadsUsed: threadsUsed ?? wasmThreadsConfigured,
+        threadsUsedReported: threadsUsed !== null,
+      },
+      tflite: { features: tfliteFeatures, threadsConfigured: tfliteThreadsConfigured },
+      webgl: webglFacts(),
+      webgpu: await webgpuProbe(),
+    };
+  }
+
+  // A fixed plain-JS workload (integer math and array writes) run for about `ms` milliseconds;
+  // returns iterations per second. The code path is the same on every call.
+  function benchmarkIndex(ms = 300) {
+    const CHUNK = 10000;
+    const buffer = new Int32Array(4096);
+    let state = 1;
+    let iterations = 0;
+    let elapsed = 0;
+    const t0 = now();
+    do {
+      for (let i = 0; i < CHUNK; i++) {
+        state = (Math.imul(state, 1103515245) + 12345) | 0;
+        buffer[(state >>> 20) & 4095] ^= state + i;
+      }
+      iterations += CHUNK;
+      elapsed = now() - t0;
+    } while (elapsed < ms);
+    benchmarkSink ^= buffer[state & 4095];
+    return (iterations * 1000) / elapsed;
+  }
+
+  // ---- start-up ----------------------------------------------------------------------------
+
+  const ready = (async () => {
+    for (const name of ['tf', 'tflite', 'edgePSE']) {
+      if (typeof window[name] === 'undefined') throw new Error(`${name} did not load (run npm ci in devices/web)`);
+    }
+    tf.wasm.setWasmPaths(WASM_DIR);
+    tflite.setWasmPath(TFLITE_DIR);
+  })();
+
+  window.edgeHarness = { ready, run, benchmarkIndex, facts };
+  ready.then(
+    () => { document.title = 'ready'; },
+    (err) => { document.title = `error: ${describe(err)}`; },
+  );
+})();
