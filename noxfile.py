@@ -72,7 +72,9 @@ def _call(session: nox.Session, python: str, expression: str, **env: str) -> Non
 def tests(session: nox.Session) -> None:
     """Run the test suite (tiny model configurations; minutes)."""
     python = _shared_env(session)
-    session.run(python, "-m", "pytest", *(session.posargs or ["-q"]), external=True)
+    trt = _tflite_runtime_env(session)
+    session.run(python, "-m", "pytest", *(session.posargs or ["-q"]), external=True,
+                env={"EDGE_TFLITE_RUNTIME_PYTHON": trt} if trt else {})
 
 
 @nox.session(python=False)

@@ -149,7 +149,6 @@ def _artifact_manifest(target, variant, staged, built, ref_key, reference, start
         "io": built.get("io"),
         "reference": None if reference is None else {
             "key": ref_key, "params": reference["params"], "flops": reference["flops"]},
-        "thresholds": target.thresholds,
         "tools": tool_versions(),
         "build_seconds": round(time.perf_counter() - started, 3),
         "fidelity": None,

@@ -15,7 +15,7 @@ import numpy as np
 from edge.convert.cache import sha256_tree, tool_versions
 from edge.convert.variants import BUILDABLE_VARIANTS, DEFAULT_VARIANTS
 from edge.errors import ModelFileError, SpecError
-from edge.garden.base import DEFAULT_THRESHOLDS, TASKS, ModelConfig
+from edge.garden.base import TASKS, ModelConfig
 
 USER_KINDS = {".keras": "keras", ".h5": "keras", ".tflite": "tflite"}
 
@@ -35,7 +35,6 @@ class Target:
     weights: str | None = None
     images: str | None = None
     source_sha256: str = ""
-    thresholds: dict = field(default_factory=dict, hash=False)
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -93,7 +92,6 @@ def garden_target(config: ModelConfig, *, seed: int = 0, weights: str | None = N
         mean=spec.preprocessing.mean, std=spec.preprocessing.std, variants=chosen, seed=seed,
         weights=str(Path(weights).resolve()) if weights else None,
         images=str(Path(images).resolve()) if images else None,
-        thresholds={k: dict(v) for k, v in spec.metric_thresholds().items()},
     )
 
 
@@ -155,7 +153,6 @@ def user_target(path: str | Path, *, task: str | None = None,
         task=task, input_size=input_size, mean=(mean,) * 3, std=(std,) * 3, variants=chosen,
         images=str(Path(images).resolve()) if images else None,
         source_sha256=sha256_tree(path),
-        thresholds={k: dict(v) for k, v in DEFAULT_THRESHOLDS[task].items()},
     )
 
 

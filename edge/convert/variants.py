@@ -85,11 +85,13 @@ class KnownIssue:
 #: Incompatibilities of the toolchain itself, true for every model.
 KNOWN_ISSUES: tuple[KnownIssue, ...] = (
     KnownIssue("tflite-int8-dynamic", "tflite-web",
-               "tfjs-tflite rejects dynamic-range models from current TensorFlow: "
-               "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'"),
+               "tfjs-tflite rejects dynamic-range models with a dense layer (classifiers) from "
+               "current TensorFlow: Didn't find op for builtin opcode 'FULLY_CONNECTED' "
+               "version '12'"),
     KnownIssue("tflite-int8-dynamic", "tflite-runtime",
-               "tflite-runtime 2.14 rejects dynamic-range models from TensorFlow 2.19: "
-               "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'"),
+               "tflite-runtime 2.14 rejects dynamic-range models with a dense layer from "
+               "TensorFlow 2.19: Didn't find op for builtin opcode 'FULLY_CONNECTED' "
+               "version '12'"),
 )
 
 

@@ -9,6 +9,7 @@ without duplicating any. A cell that cannot run is a record (`failed`, `timeout`
 from __future__ import annotations
 
 import base64
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from edge.convert.variants import KNOWN_ISSUES
 from edge.errors import EdgeError
 from edge.farm.matrix import Cell, Matrix
 from edge.validate.metrics import METRICS, judge
+from edge.validate.run import current_thresholds
 
 
 @dataclass
@@ -65,7 +67,7 @@ def fidelity_of(outputs: list[np.ndarray], artifact: Artifact, store: Store) -> 
     got = np.concatenate([o.reshape((1, *ref_out.shape[1:])) for o in outputs[:k]])
     task = artifact.manifest["model"]["task"]
     figures = METRICS[task](ref_out[:k], got)
-    status, reasons = judge(figures, artifact.manifest["thresholds"],
+    status, reasons = judge(figures, current_thresholds(artifact.manifest),
                             artifact.manifest["quantization"])
     return {"status": status, "figures": figures, "reasons": reasons, "images": k}
 
@@ -144,17 +146,23 @@ class Bench:
         m = artifact.manifest
         url_dir = f"/artifacts/artifacts/{artifact.dir.name}"
         io = (m.get("io") or {}).get("inputs", [{}])[0] if m["format"] == "tflite" else {}
+        out_io = (m.get("io") or {}).get("outputs", [{}])[0] if m["format"] == "tflite" else {}
         config = {
             "runtime": cell.runtime,
             "modelUrl": f"{url_dir}/{m['files'][0]['path']}",
             "input": {"shape": m["model"]["input_shape"], "dtype": io.get("dtype", "float32"),
                       "mean": m["model"]["mean"], "std": m["model"]["std"],
                       "scale": io.get("scale"), "zeroPoint": io.get("zero_point")},
+            "output": {"scale": out_io.get("scale"), "zeroPoint": out_io.get("zero_point")}
+            if out_io.get("dtype") in ("int8", "uint8") else None,
             "returnOutputs": self.matrix.fidelity_images,
             "protocol": {"warmup": self.protocol.warmup, "minRuns": self.protocol.min_runs,
                          "minSeconds": self.protocol.min_seconds,
                          "maxRuns": self.protocol.max_runs},
-            "wasmThreads": max(1, int(profile.cores) // 2) if profile else None,
+            # TF.js uses hardwareConcurrency/2 threads; never more than this host has cores,
+            # or oversubscribed threads would measure the host's scheduler, not the phone.
+            "wasmThreads": max(1, min(int(profile.cores) // 2, os.cpu_count() or 1))
+            if profile else None,
         }
         images = self._eval_images(artifact)
         if images is not None:

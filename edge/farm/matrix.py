@@ -85,7 +85,10 @@ class Matrix:
 
 
 def _match(patterns: list[str], names: list[str]) -> list[str]:
-    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    """Names matching any glob; a model pattern also matches by family (`deeplab_v3` matches
+    `deeplab_v3:head=ade20k` and a tiny `mobilenet_v2:size=64,...`)."""
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) or
+                                    fnmatch.fnmatchcase(n.split(":")[0], p) for p in patterns)]
 
 
 def _expand(rule: dict, slugs, variants, devices, threads) -> list[Cell]:

@@ -72,9 +72,25 @@ def run_tflite(model_path: Path, inputs: np.ndarray, threads: int = 2) -> np.nda
     return np.concatenate(results)
 
 
+def current_thresholds(manifest: dict) -> dict:
+    """The thresholds in force now (a spec's may change after its artifacts were built)."""
+    from edge.garden import REGISTRY
+    from edge.garden.base import DEFAULT_THRESHOLDS
+
+    model = manifest["model"]
+    if model["kind"] == "garden" and model["source"] in REGISTRY:
+        spec = REGISTRY[model["source"]]
+        return {k: {c: list(v) for c, v in levels.items()}
+                for k, levels in spec.metric_thresholds().items()}
+    return {k: {c: list(v) for c, v in levels.items()}
+            for k, levels in DEFAULT_THRESHOLDS[model["task"]].items()}
+
+
 def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
-    """Fidelity of one built artifact; cached in its manifest per runtime version."""
+    """Fidelity of one built artifact; cached in its manifest per runtime version and
+    thresholds."""
     manifest = store.read("artifacts", key)
+    thresholds = current_thresholds(manifest)
     target, variant = manifest["target"], manifest["variant"]["name"]
     task = manifest["model"]["task"]
     cached = manifest.get("fidelity")
@@ -84,7 +100,8 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
     elif manifest["reference"] is None:
         fid = Fidelity(target, variant, "n/a", {}, ["no float32 reference: the model was given "
                        "as a .tflite file"], None, None)
-    elif cached and cached.get("runtime") == litert_version() and not force:
+    elif (cached and cached.get("runtime") == litert_version()
+          and cached.get("thresholds") == thresholds and not force):
         return Fidelity(target, variant, cached["status"], cached["figures"], cached["reasons"],
                         cached["headline"], cached["runtime"], cached.get("seconds", 0.0))
     else:
@@ -96,7 +113,7 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
         try:
             out = run_tflite(store.path("artifacts", key) / manifest["files"][0]["path"], inputs)
             figures = METRICS[task](ref_out, out.reshape(ref_out.shape))
-            status, reasons = judge(figures, manifest["thresholds"], manifest["quantization"])
+            status, reasons = judge(figures, thresholds, manifest["quantization"])
             if figures.get("note"):
                 reasons.append(figures["note"])
         except Exception as exc:  # noqa: BLE001 - a runtime rejecting a model is a finding
@@ -105,7 +122,7 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
         fid = Fidelity(target, variant, status, figures, reasons,
                        figures.get(HEADLINE_METRIC[task]), litert_version(),
                        time.perf_counter() - started)
-    store.update_manifest("artifacts", key, fidelity=fid.to_dict())
+    store.update_manifest("artifacts", key, fidelity={**fid.to_dict(), "thresholds": thresholds})
     return fid
 
 
