@@ -72,6 +72,7 @@ def _call(session: nox.Session, python: str, expression: str, **env: str) -> Non
 def tests(session: nox.Session) -> None:
     """Run the test suite (tiny model configurations; minutes)."""
     python = _shared_env(session)
+    _browser(session)
     trt = _tflite_runtime_env(session)
     session.run(python, "-m", "pytest", *(session.posargs or ["-q"]), external=True,
                 env={"EDGE_TFLITE_RUNTIME_PYTHON": trt} if trt else {})
@@ -104,3 +105,12 @@ def bench_build(session: nox.Session) -> None:
     python = _shared_env(session)
     session.run(python, str(ROOT / "benchmarks" / "build.py"), *session.posargs, external=True,
                 env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@nox.session(python=False)
+def bench_overhead(session: nox.Session) -> None:
+    """Benchmark: harness overhead against bare timing loops (TFLite and the browser page)."""
+    python = _shared_env(session)
+    _browser(session)
+    session.run(python, str(ROOT / "benchmarks" / "overhead.py"), *session.posargs,
+                external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})

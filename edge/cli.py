@@ -281,8 +281,8 @@ def main(argv=None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1 if type(exc).__name__ in ("ValidationError", "ConversionError") else 2)
     except KeyboardInterrupt:
-        click.echo("interrupted: finished artifacts are kept; run the command again to resume",
-                   err=True)
+        click.echo("interrupted: everything finished so far is kept; run the same command again "
+                   "(edge bench: with --resume RUN_ID) to finish", err=True)
         sys.exit(130)
 
 
