@@ -274,8 +274,12 @@ def main(argv=None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo("interrupted: everything finished so far is kept; run the same command "
+                       "again (edge bench: with --resume RUN_ID) to finish", err=True)
+        else:
+            click.echo("aborted", err=True)
         sys.exit(130)
     except EdgeError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -35,25 +35,33 @@ def measure(matrix: Matrix, *, preset: str = "default", tiny: bool = False,
     from edge.convert.cache import Store
     from edge.farm.bench import artifacts_for, run_matrix, summary_table
     from edge.farm.devices import load_catalog
+    from edge.farm.protocol import Protocol
     from edge.results.store import ResultStore, host_metadata, new_run_id
 
     console = console or workflow.make_console()
     catalog = load_catalog()
+    run_id = resume or run_id or new_run_id()
+    run_dir = matrix.reports_dir / run_id
+    meta = None
+    if resume:
+        if not (run_dir / "results.jsonl").exists() and not (run_dir / "run.json").exists():
+            raise EdgeError(f"--resume {resume}: no such run under {matrix.reports_dir}")
+        meta = ResultStore(run_dir).read_meta()
+    if meta:  # a resumed run keeps the settings it started with
+        preset, tiny = meta.get("preset", preset), meta.get("tiny", tiny)
+        protocol = Protocol.from_dict(meta["protocol"], source=f"{run_dir}/run.json")
+    else:
+        protocol = _protocol(matrix, preset)
     targets = workflow.garden_targets(matrix.models, tiny=tiny, variants=matrix.variants)
     cells = matrix.cells(preset, [t.slug for t in targets])
     needed = {(c.model, c.variant) for c in cells}
     store = Store(matrix.build_dir)
-    artifacts = {k: v for k, v in artifacts_for(targets, store).items() if k in needed}
-    protocol = _protocol(matrix, preset)
-    run_id = resume or run_id or new_run_id()
-    run_dir = matrix.reports_dir / run_id
-    if resume and not (run_dir / "results.jsonl").exists() and not (run_dir / "run.json").exists():
-        raise EdgeError(f"--resume {resume}: no such run under {matrix.reports_dir}")
+    artifacts = artifacts_for(targets, store, needed)
     results = ResultStore(run_dir)
-    if results.read_meta() is None:
+    if meta is None:
         results.write_meta({"run_id": run_id, "matrix": str(matrix.path), "preset": preset,
                             "tiny": tiny, "cells": len(cells), "protocol": protocol.to_dict(),
-                            "host": host_metadata(), "created": time.time()})
+                            "host": host_metadata()})
     console.print(f"run {run_id}: {len(cells)} cells, {len(results.done_cells())} already "
                   f"measured -> {run_dir}")
     run_matrix(matrix, cells, artifacts, store, results, run_id, protocol, catalog, console)

@@ -73,8 +73,23 @@ def fidelity_of(outputs: list[np.ndarray], artifact: Artifact, store: Store) -> 
 
 
 def decode_outputs(items: list[dict] | None) -> list[np.ndarray]:
-    return [np.frombuffer(base64.b64decode(o["b64"]), np.float32).reshape(o["shape"])
-            for o in (items or [])]
+    """The first output of each returned image, in image order (little-endian float32)."""
+    first = sorted((o for o in items or [] if o.get("output", 0) == 0),
+                   key=lambda o: o.get("image", 0))
+    return [np.frombuffer(base64.b64decode(o["b64"]), "<f4").reshape(o["shape"]) for o in first]
+
+
+def safe_fidelity(outputs: list[np.ndarray], artifact: Artifact, store: Store) -> dict | None:
+    """Fidelity, or the error that prevented it: never a reason to lose the cell's timings."""
+    try:
+        return fidelity_of(outputs, artifact, store)
+    except Exception as exc:  # noqa: BLE001 - recorded with the cell
+        return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+
+
+#: Outputs bigger than this per image are not sent back from the page (DeepLab ade20k at 257²
+#: is 40 MB of float32 per image): fidelity then uses fewer images.
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
 
 class Bench:
@@ -137,7 +152,7 @@ class Bench:
                                started=started, extra=extra)
         metrics = dict(run.metrics)
         metrics["latency"] = summarize(metrics.pop("samples_ms"))
-        metrics["fidelity"] = fidelity_of(run.outputs, artifact, self.store)
+        metrics["fidelity"] = safe_fidelity(run.outputs, artifact, self.store)
         return self.record(cell, "ok", artifact, metrics=metrics, started=started, extra=extra)
 
     # -- browser ----------------------------------------------------------------------------
@@ -155,7 +170,8 @@ class Bench:
                       "scale": io.get("scale"), "zeroPoint": io.get("zero_point")},
             "output": {"scale": out_io.get("scale"), "zeroPoint": out_io.get("zero_point")}
             if out_io.get("dtype") in ("int8", "uint8") else None,
-            "returnOutputs": self.matrix.fidelity_images,
+            "returnOutputs": self._return_outputs(artifact),
+            "loadTimeoutMs": self.protocol.timeout_s * 1000,
             "protocol": {"warmup": self.protocol.warmup, "minRuns": self.protocol.min_runs,
                          "minSeconds": self.protocol.min_seconds,
                          "maxRuns": self.protocol.max_runs},
@@ -179,12 +195,26 @@ class Bench:
             config["pse"] = {"kernels": int(out_shape[-1]), "threshold": 0.5, "minArea": 10}
         return config
 
+    def _return_outputs(self, artifact: Artifact) -> int:
+        ref = artifact.manifest.get("reference")
+        if ref is None:
+            return 0
+        shape = self.store.read("references", ref["key"])["output_shape"]
+        per_image = 4 * int(np.prod(shape))
+        return min(self.matrix.fidelity_images, max(0, MAX_OUTPUT_BYTES // per_image))
+
     def run_browser(self, cell: Cell, artifact: Artifact, session, server_url: str,
                     calibration) -> dict:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-        from edge.farm.browser import cdp_metrics, open_page, renderer_memory, run_harness
+        from edge.farm.browser import (
+            HarnessError,
+            cdp_metrics,
+            open_page,
+            renderer_memory,
+            run_harness,
+        )
         from edge.farm.protocol import summarize
 
         profile = self.catalog[cell.device]
@@ -205,7 +235,7 @@ class Bench:
         except PlaywrightTimeout:
             return self.record(cell, "timeout", artifact, started=started, extra=extra,
                                error=f"no result within {self.protocol.timeout_s:.0f} s")
-        except PlaywrightError as exc:
+        except (PlaywrightError, HarnessError) as exc:
             return self.record(cell, "failed", artifact, started=started, extra=extra,
                                error=f"browser: {str(exc).strip().splitlines()[0]}")
         finally:
@@ -229,8 +259,8 @@ class Bench:
             return self.record(cell, "failed", artifact, metrics=metrics, started=started,
                                extra=extra, error="harness returned no timed runs")
         metrics["latency"] = summarize(samples)
-        metrics["fidelity"] = fidelity_of(decode_outputs(result.get("outputs")), artifact,
-                                          self.store)
+        metrics["fidelity"] = safe_fidelity(decode_outputs(result.get("outputs")), artifact,
+                                            self.store)
         return self.record(cell, "ok", artifact, metrics=metrics, started=started, extra=extra)
 
 
@@ -344,13 +374,16 @@ def summary_table(records: list[dict]) -> Table:
     return table
 
 
-def artifacts_for(targets, store: Store) -> dict[tuple[str, str], Artifact]:
+def artifacts_for(targets, store: Store, needed=None) -> dict[tuple[str, str], Artifact]:
+    """The built artifacts of the targets (only the `needed` (slug, variant) pairs if given)."""
     from edge.convert import pipeline
 
     plan = pipeline.plan(targets, store)
-    missing = [j.label for j in plan.artifacts if not j.cached]
+    jobs = [j for j in plan.artifacts
+            if needed is None or (j.target.slug, j.variant) in needed]
+    missing = [j.label for j in jobs if not j.cached]
     if missing:
         raise EdgeError(f"not built yet (run `edge build` first): {', '.join(missing)}")
     return {(j.target.slug, j.variant): Artifact(j.key, store.path("artifacts", j.key),
                                                   store.read("artifacts", j.key))
-            for j in plan.artifacts}
+            for j in jobs}

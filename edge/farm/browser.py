@@ -94,6 +94,10 @@ def renderer_memory(root_pid: int | None = None) -> dict:
     return best or {}
 
 
+class HarnessError(EdgeError):
+    """The harness page could not start (a script of the TF.js runtime failed to load)."""
+
+
 class BrowserSession:
     """One Playwright driver and one browser, relaunched when it dies."""
 
@@ -102,6 +106,7 @@ class BrowserSession:
         self.headless = headless
         self._pw = None
         self._browser = None
+        self._remote: dict[str, object] = {}
         self.launches = 0
 
     def __enter__(self) -> BrowserSession:
@@ -111,19 +116,23 @@ class BrowserSession:
         return self
 
     def __exit__(self, *exc) -> None:
-        try:
-            if self._browser is not None:
-                self._browser.close()
-        except Exception:  # noqa: BLE001 - closing a dead browser
-            pass
+        for browser in [self._browser, *self._remote.values()]:
+            try:
+                if browser is not None:
+                    browser.close()
+            except Exception:  # noqa: BLE001 - closing a dead browser
+                pass
         if self._pw is not None:
             self._pw.stop()
 
     def browser(self, endpoint: str | None = None):
         if endpoint:
-            if endpoint.startswith("ws"):
-                return self._pw.chromium.connect(endpoint)
-            return self._pw.chromium.connect_over_cdp(endpoint)
+            remote = self._remote.get(endpoint)
+            if remote is None or not remote.is_connected():
+                remote = (self._pw.chromium.connect(endpoint) if endpoint.startswith("ws")
+                          else self._pw.chromium.connect_over_cdp(endpoint))
+                self._remote[endpoint] = remote
+            return remote
         if self._browser is None or not self._browser.is_connected():
             self._browser = self._pw.chromium.launch(
                 executable_path=self.info.path, headless=self.headless, args=list(LAUNCH_ARGS))
@@ -146,16 +155,26 @@ def open_page(session: BrowserSession, server_url: str, profile=None, factor: fl
         options.update(session.devices()[profile.descriptor])
         options.pop("default_browser_type", None)
     context = browser.new_context(**options)
-    page = context.new_page()
-    page.set_default_timeout(timeout_s * 1000)
-    cdp = context.new_cdp_session(page)
-    if profile is not None and profile.emulated and not profile.is_host:
-        if factor > 1.0:
-            cdp.send("Emulation.setCPUThrottlingRate", {"rate": factor})
-        cdp.send("Emulation.setHardwareConcurrencyOverride",
-                 {"hardwareConcurrency": int(profile.cores)})
-    page.goto(f"{server_url}/harness/index.html")
-    page.wait_for_function("() => document.title === 'ready'")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(timeout_s * 1000)
+        cdp = context.new_cdp_session(page)
+        if profile is not None and profile.emulated and not profile.is_host:
+            if factor > 1.0:
+                cdp.send("Emulation.setCPUThrottlingRate", {"rate": factor})
+            cdp.send("Emulation.setHardwareConcurrencyOverride",
+                     {"hardwareConcurrency": int(profile.cores)})
+        page.goto(f"{server_url}/harness/index.html")
+        page.wait_for_function(
+            "() => document.title === 'ready' || document.title.startsWith('error')")
+        if page.title() != "ready":
+            raise HarnessError(f"harness page failed to load: {page.title()}")
+    except BaseException:
+        try:
+            context.close()
+        except Exception:  # noqa: BLE001 - the browser may be gone
+            pass
+        raise
     return context, page, cdp
 
 

@@ -11,8 +11,10 @@ from edge.errors import EdgeError
 
 BACKENDS_JS = """async () => {
   const out = {};
+  const within = (p, ms) => Promise.race(
+    [p, new Promise(resolve => setTimeout(() => resolve(false), ms))]);
   for (const b of ['cpu', 'wasm', 'webgl', 'webgpu']) {
-    try { out[b] = (await tf.setBackend(b)) && tf.getBackend() === b; }
+    try { out[b] = (await within(tf.setBackend(b), 15000)) && tf.getBackend() === b; }
     catch (e) { out[b] = false; }
   }
   return out;
@@ -87,7 +89,7 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
                    "webgl": "needs a GPU or SwiftShader"}.get(name, "")
             rows.append((f"backend {name}", bool(ok), "initialises" if ok else "unavailable",
                          fix))
-        renderer = facts.get("gpuRenderer") or facts.get("webglRenderer") or "?"
+        renderer = (facts.get("webgl") or {}).get("renderer") or "?"
         rows.append(("GPU renderer", True, str(renderer),
                      "SwiftShader means software rendering: WebGL/WebGPU figures are not a "
                      "phone GPU's"))

@@ -121,11 +121,16 @@ def _check_table(path: Path, section: str, table: dict, allowed: dict) -> None:
                             f"{' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__}")
 
 
-def _check_names(path: Path, where: str, key: str, values: list, allowed) -> None:
+def _check_names(path: Path, where: str, key: str, values: list, allowed,
+                 globs: bool = False) -> None:
     for v in values:
         if not isinstance(v, str | int):
             raise EdgeError(f"{path}: {where} {key}: {v!r} is not a name")
-        if allowed is not None and v not in allowed and not any(ch in str(v) for ch in "*?["):
+        is_glob = any(ch in str(v) for ch in "*?[")
+        if is_glob and not globs:
+            raise EdgeError(f"{path}: {where} {key}: {v!r}: patterns are allowed for models and "
+                            f"variants only; list the {key}")
+        if allowed is not None and v not in allowed and not is_glob:
             raise EdgeError(f"{path}: {where} {key}: unknown {key[:-1]} {v!r}; allowed: "
                             f"{', '.join(map(str, allowed))}")
 
@@ -164,7 +169,8 @@ def load_matrix(path: Path = MATRIX_FILE, device_names=None) -> Matrix:
             raise EdgeError(f"{path}: {where} must be a table")
         _check_table(path, where, rule, _RULE_KEYS)
         _check_names(path, where, "runtimes", rule.get("runtimes", []), list(RUNTIMES))
-        _check_names(path, where, "variants", rule.get("variants", []), list(VARIANTS))
+        _check_names(path, where, "variants", rule.get("variants", []), list(VARIANTS),
+                     globs=True)
         _check_names(path, where, "devices", rule.get("devices", []), device_names)
         if any(not isinstance(t, int) or t < 1 for t in rule.get("threads", [])):
             raise EdgeError(f"{path}: {where} threads must be integers >= 1")
