@@ -23,7 +23,7 @@ def test_done_needs_min_runs_and_min_seconds():
 
 
 def test_done_caps_at_max_runs_whatever_the_time():
-    p = Protocol(min_runs=3, min_seconds=100.0, max_runs=20, timeout_s=600.0)
+    p = Protocol(min_runs=3, min_seconds=100.0, max_runs=20, max_seconds=200.0, timeout_s=600.0)
     assert not p.done(19, 0.5)
     assert p.done(20, 0.5)
     assert p.done(25, 0.0)
@@ -64,7 +64,7 @@ def test_presets_validate_and_round_trip(name):
 def test_preset_values():
     assert PRESETS["default"] == Protocol()
     assert PRESETS["smoke"].to_dict() == {"warmup": 1, "min_runs": 3, "min_seconds": 0.2,
-                                          "max_runs": 20, "timeout_s": 60.0}
+                                          "max_runs": 20, "max_seconds": 5.0, "timeout_s": 60.0}
     assert PRESETS["full"].min_runs == 30 and PRESETS["full"].max_runs == 1000
     assert PRESETS["smoke"].max_runs < PRESETS["default"].max_runs < PRESETS["full"].max_runs
 
@@ -204,3 +204,12 @@ def test_samples_rounded_and_json_ready():
 def test_summarize_rejects_bad_samples(bad):
     with pytest.raises(ValueError):
         summarize(bad)
+
+
+def test_adaptive_run_count_stops_slow_cells_after_max_seconds():
+    p = Protocol(min_runs=10, min_seconds=1.0, max_runs=200, max_seconds=20.0)
+    assert not p.done(2, 30.0)  # never fewer than three timed runs
+    assert p.done(3, 20.0)      # slow cell: three runs of 7 s each are enough
+    assert not p.done(9, 19.9)
+    with pytest.raises(ValueError, match="max_seconds"):
+        Protocol(min_seconds=5.0, max_seconds=1.0)

@@ -10,7 +10,7 @@
 //   output: { scale, zeroPoint } or a list, one per output // optional, dequantizes tflite outputs
 //   imagesUrl: raw uint8 RGB images, N*H*W*3 bytes (optional; else a fixed synthetic image),
 //   returnOutputs: how many images' outputs to return (default 0),
-//   protocol: { warmup, minRuns, minSeconds, maxRuns }, wasmThreads, flags (tf.env() flags),
+//   protocol: { warmup, minRuns, minSeconds, maxRuns, maxSeconds }, wasmThreads, flags (tf.env() flags),
 //   pse: { kernels, threshold, minKernelArea, minArea, runs } (optional), loadTimeoutMs }
 //
 // run(config) always resolves with { runtime, backend, tfjsVersion, inputSynthetic, loadMs,
@@ -26,7 +26,8 @@
   const WASM_DIR = '/node_modules/@tensorflow/tfjs-backend-wasm/dist/';
   const TFLITE_DIR = '/node_modules/@tensorflow/tfjs-tflite/wasm/';
   const BACKENDS = { 'tfjs-wasm': 'wasm', 'tfjs-webgl': 'webgl', 'tfjs-webgpu': 'webgpu', 'tflite-web': 'cpu' };
-  const DEFAULT_PROTOCOL = { warmup: 3, minRuns: 10, minSeconds: 1, maxRuns: 200 };
+  const DEFAULT_PROTOCOL = { warmup: 3, minRuns: 10, minSeconds: 1, maxRuns: 200, maxSeconds: 20 };
+  const MIN_RUNS_FLOOR = 3;
   const QUANT_RANGE = { int8: [-128, 127], uint8: [0, 255] };
   // (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)): valid only with SIMD.
   const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1,
@@ -362,8 +363,12 @@
       result.firstInferenceMs = await once();
       for (let i = 0; i < protocol.warmup; i++) result.warmupMs.push(await once());
       let elapsed = 0;
-      while (!(result.samplesMs.length >= protocol.maxRuns ||
-               (result.samplesMs.length >= protocol.minRuns && elapsed >= protocol.minSeconds * 1000))) {
+      // The stopping rule of edge.farm.protocol.Protocol.done (adaptive: slow cells stop after
+      // maxSeconds of timed time once MIN_RUNS_FLOOR runs are in).
+      const done = (n) => n >= protocol.maxRuns ||
+        (n >= protocol.minRuns && elapsed >= protocol.minSeconds * 1000) ||
+        (n >= MIN_RUNS_FLOOR && elapsed >= protocol.maxSeconds * 1000);
+      while (!done(result.samplesMs.length)) {
         const ms = await once();
         result.samplesMs.push(ms);
         elapsed += ms;

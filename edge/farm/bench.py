@@ -174,7 +174,8 @@ class Bench:
             "loadTimeoutMs": self.protocol.timeout_s * 1000,
             "protocol": {"warmup": self.protocol.warmup, "minRuns": self.protocol.min_runs,
                          "minSeconds": self.protocol.min_seconds,
-                         "maxRuns": self.protocol.max_runs},
+                         "maxRuns": self.protocol.max_runs,
+                         "maxSeconds": self.protocol.max_seconds},
             # TF.js uses hardwareConcurrency/2 threads; never more than this host has cores,
             # or oversubscribed threads would measure the host's scheduler, not the phone.
             "wasmThreads": max(1, min(int(profile.cores) // 2, os.cpu_count() or 1))

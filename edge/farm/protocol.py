@@ -3,7 +3,8 @@
 One *cell* (model x variant x runtime x device) is measured as in TFLite's ``benchmark_model`` and
 pyperf: ``warmup`` warm-up runs first (recorded apart, excluded from the statistics), then timed
 runs until the stopping rule `Protocol.done` holds -- at least ``min_runs`` runs *and* at least
-``min_seconds`` of timed time, but never more than ``max_runs`` runs. ``timeout_s`` is the
+``min_seconds`` of timed time, but never more than ``max_runs`` runs, and (adaptive run count)
+no more than ``max_seconds`` of timed time once three runs are in. ``timeout_s`` is the
 deadline for the whole cell (warm-up included); a cell that misses it is recorded with status
 ``timeout``.
 
@@ -32,7 +33,10 @@ class ProtocolError(SpecError, ValueError):
 
 #: Field name -> expected type (an int field takes only integers; a float field any number).
 _KINDS: dict[str, type] = {"warmup": int, "min_runs": int, "min_seconds": float,
-                           "max_runs": int, "timeout_s": float}
+                           "max_runs": int, "max_seconds": float, "timeout_s": float}
+
+#: Even a cell that hits ``max_seconds`` keeps at least this many timed runs.
+MIN_RUNS_FLOOR = 3
 
 
 def _check(v: Mapping[str, Any], source: str | None) -> None:
@@ -62,6 +66,8 @@ def _check(v: Mapping[str, Any], source: str | None) -> None:
         raise bad("timeout_s", "must be > 0")
     if v["min_runs"] > v["max_runs"]:
         raise bad("min_runs", f"must not exceed max_runs ({v['max_runs']})")
+    if v["max_seconds"] < v["min_seconds"]:
+        raise bad("max_seconds", f"must be at least min_seconds ({v['min_seconds']})")
     if v["timeout_s"] <= v["min_seconds"]:
         raise bad("timeout_s", f"must exceed min_seconds ({v['min_seconds']})")
 
@@ -74,6 +80,7 @@ class Protocol:
     min_runs: int = 10  # at least this many timed runs ...
     min_seconds: float = 1.0  # ... and at least this much timed time ...
     max_runs: int = 200  # ... but never more than this (cap)
+    max_seconds: float = 20.0  # adaptive: slow cells stop after this much timed time (>= 3 runs)
     timeout_s: float = 120.0  # deadline for one cell
 
     def __post_init__(self) -> None:
@@ -108,14 +115,20 @@ class Protocol:
 
     def done(self, runs: int, elapsed_s: float) -> bool:
         """The stopping rule, after ``runs`` timed runs taking ``elapsed_s`` seconds of timed
-        time: stop at the cap, or once both the minimum count and the minimum time are met."""
-        return runs >= self.max_runs or (runs >= self.min_runs and elapsed_s >= self.min_seconds)
+        time: stop at the cap, or once both the minimum count and the minimum time are met, or
+        (adaptive run count, for slow cells) once ``max_seconds`` of timed time is spent and at
+        least `MIN_RUNS_FLOOR` runs are in."""
+        return (runs >= self.max_runs
+                or (runs >= self.min_runs and elapsed_s >= self.min_seconds)
+                or (runs >= MIN_RUNS_FLOOR and elapsed_s >= self.max_seconds))
 
 
 PRESETS: dict[str, Protocol] = {
-    "smoke": Protocol(warmup=1, min_runs=3, min_seconds=0.2, max_runs=20, timeout_s=60.0),
+    "smoke": Protocol(warmup=1, min_runs=3, min_seconds=0.2, max_runs=20, max_seconds=5.0,
+                      timeout_s=60.0),
     "default": Protocol(),
-    "full": Protocol(warmup=5, min_runs=30, min_seconds=3.0, max_runs=1000, timeout_s=600.0),
+    "full": Protocol(warmup=5, min_runs=30, min_seconds=3.0, max_runs=1000, max_seconds=120.0,
+                     timeout_s=600.0),
 }
 
 

@@ -25,7 +25,8 @@ WORKER = Path(__file__).with_name("tflite_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIMES = ("litert", "tflite-runtime")
 THREAD_SWEEP = (1, 2, 4)
-DEFAULT_PROTOCOL = {"warmup": 3, "min_runs": 10, "min_seconds": 1.0, "max_runs": 200}
+DEFAULT_PROTOCOL = {"warmup": 3, "min_runs": 10, "min_seconds": 1.0, "max_runs": 200,
+                    "max_seconds": 20.0}
 TFLITE_RUNTIME_ENV_VAR = "EDGE_TFLITE_RUNTIME_PYTHON"
 TFLITE_RUNTIME_HINT = ("tflite-runtime environment not found: run `nox -s device_matrix` or set "
                        f"{TFLITE_RUNTIME_ENV_VAR}")

@@ -35,7 +35,9 @@ RUNTIMES = {
     "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
     "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
 }
-DEFAULT_PROTOCOL = {"warmup": 3, "min_runs": 10, "min_seconds": 1.0, "max_runs": 200}
+DEFAULT_PROTOCOL = {"warmup": 3, "min_runs": 10, "min_seconds": 1.0, "max_runs": 200,
+                    "max_seconds": 20.0}
+MIN_RUNS_FLOOR = 3
 UNSUPPORTED_MARKERS = ("didn't find op", "not supported", "unsupported")
 
 
@@ -197,6 +199,7 @@ def measure(job, result):
     # the samples): stop at max_runs, or once both min_runs and min_seconds are reached.
     min_runs, max_runs = int(protocol["min_runs"]), int(protocol["max_runs"])
     min_ns = float(protocol["min_seconds"]) * 1e9
+    max_ns = float(protocol.get("max_seconds", DEFAULT_PROTOCOL["max_seconds"])) * 1e9
     samples, timed_ns = [], 0
     while True:
         x = feeds[len(samples) % len(feeds)]
@@ -205,7 +208,9 @@ def measure(job, result):
         took = time.perf_counter_ns() - start
         samples.append(ms(took))
         timed_ns += took
-        if len(samples) >= max_runs or (len(samples) >= min_runs and timed_ns >= min_ns):
+        n = len(samples)
+        if (n >= max_runs or (n >= min_runs and timed_ns >= min_ns)
+                or (n >= MIN_RUNS_FLOOR and timed_ns >= max_ns)):
             break
     result["samples_ms"] = samples
     result["timed_seconds"] = timed_ns / 1e9
