@@ -1,4 +1,4 @@
-"""The `edge` command line: garden, build, validate, bench, devices, doctor.
+"""The `edge` command line: garden, build, validate, bench, report, pick, devices, doctor.
 
 Heavy imports (TensorFlow) happen inside the commands that need them, so `edge --help` is fast.
 A user's mistake prints one line naming the file, model, parameter or flag, and exits with 2;
@@ -223,6 +223,81 @@ def bench(matrix, preset, resume, tiny):
 
     measure(load_matrix(matrix, device_names=list(load_catalog())), preset=preset, tiny=tiny,
             resume=resume)
+
+
+def _run_id(reports_dir: Path, run: str | None) -> str:
+    from edge.results.store import latest_run, list_runs
+
+    runs = list_runs(reports_dir)
+    if run in (None, "latest"):
+        found = latest_run(reports_dir)
+        if found is None:
+            raise EdgeError(f"no runs under {reports_dir}: run `edge bench` or the main job first")
+        return found
+    if run not in runs:
+        raise EdgeError(f"--run {run}: no such run under {reports_dir}; runs: "
+                        f"{', '.join(runs[-10:]) or '(none)'}")
+    return run
+
+
+@cli.command()
+@click.option("--run", "run", metavar="RUN_ID", help="Run to report (default: the latest).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True)
+@click.option("--compare", nargs=2, metavar="RUN_A RUN_B",
+              help="Compare two runs cell by cell: p50 ratio and whether the difference is "
+              "larger than the runs' own spread.")
+def report(run, reports_dir, compare):
+    """Write the HTML report of a run (offline; reports/<run-id>/index.html, reports/latest)."""
+    from edge.workflow import make_console
+
+    console = make_console()
+    if compare:
+        from edge.report.compare import compare as compare_runs
+        from edge.report.compare import format_compare
+        from edge.report.table import load_run, tidy
+
+        a, b = (_run_id(reports_dir, r) for r in compare)
+        table = compare_runs(tidy(load_run(reports_dir, a)[0]), tidy(load_run(reports_dir, b)[0]))
+        console.print(format_compare(table))
+        return
+    from edge.report.html import write_report
+
+    index = write_report(reports_dir, _run_id(reports_dir, run))
+    console.print(f"report: {index}")
+
+
+@cli.command()
+@click.option("--run", "run", metavar="RUN_ID", help="Run to pick from (default: the latest).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True)
+@click.option("--device", required=True, help="Device profile, e.g. pixel_5 (see edge devices).")
+@click.option("--max-p90", "max_p90", type=float, metavar="MS", help="Latency budget (p90, ms).")
+@click.option("--max-size", "max_size", type=float, metavar="MB",
+              help="Download budget (gzip MB).")
+@click.option("--max-memory", "max_memory", type=float, metavar="MB", help="Memory budget (MB).")
+@click.option("--min-fidelity", "min_fidelity", type=float, metavar="X",
+              help="Minimum fidelity (the task's headline metric against float32, 0..1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
+def pick(run, reports_dir, device, max_p90, max_size, max_memory, min_fidelity, as_json):
+    """Recommend a variant and runtime for a device under latency/size/memory/fidelity budgets.
+
+    Uses the same ranking rules as the report's picker. When nothing fits, says which budget
+    rules everything out.
+    """
+    from edge.report.pick import format_pick
+    from edge.report.pick import pick as pick_variant
+    from edge.report.table import load_run, tidy
+
+    run_id = _run_id(reports_dir, run)
+    result = pick_variant(tidy(load_run(reports_dir, run_id)[0]), device, max_p90_ms=max_p90,
+                          max_size_mb=max_size, max_memory_mb=max_memory,
+                          min_fidelity=min_fidelity)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+    else:
+        click.echo(format_pick(result))
+    sys.exit(0 if result.get("best") else 1)
 
 
 @cli.command()

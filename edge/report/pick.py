@@ -1,0 +1,191 @@
+"""`edge pick`: which variant to ship on a device, under latency, size, memory and fidelity budgets.
+
+The ranking rules live in ONE place, ``static/picker.js``, which the report page loads with a
+<script> tag; this module runs the same file under Node (``static/pick_cli.mjs``, JSON in and
+out) so that the page and the command line can never disagree. See picker.js for the rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from edge.errors import EdgeError
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+PICKER_JS = STATIC_DIR / "picker.js"
+PICK_CLI = STATIC_DIR / "pick_cli.mjs"
+
+#: Environment variable naming the Node.js executable (default: ``node`` on PATH).
+NODE_ENV = "EDGE_NODE"
+
+#: The page's default budgets (picker.js ``DEFAULT_BUDGETS``), as `pick` keyword arguments.
+DEFAULT_BUDGETS = {"max_p90_ms": 200.0, "max_size_mb": 10.0, "max_memory_mb": None,
+                   "min_fidelity": 0.9}
+
+_BUDGET_KEYS = {"max_p90_ms": "maxP90Ms", "max_size_mb": "maxSizeMb",
+                "max_memory_mb": "maxMemoryMb", "min_fidelity": "minFidelity"}
+
+
+def node_executable() -> str:
+    """The Node.js executable: ``$EDGE_NODE`` or ``node`` on PATH; `EdgeError` when absent."""
+    configured = os.environ.get(NODE_ENV)
+    found = shutil.which(configured or "node")
+    if found is None:
+        where = f"${NODE_ENV}={configured!r}" if configured else "`node` on PATH"
+        raise EdgeError(f"Node.js is needed to rank variants (the same rules as the report "
+                        f"page, in {PICKER_JS.name}) but {where} was not found; install "
+                        f"Node.js 18 or later or set {NODE_ENV}")
+    return found
+
+
+def rows_json(df: pd.DataFrame) -> str:
+    """The tidy rows as a JSON list of objects (no ``samples``; NaN and missing as null)."""
+    return df.drop(columns=["samples"], errors="ignore").to_json(
+        orient="records", double_precision=15, date_format="iso")
+
+
+def _budget(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise EdgeError(f"{name.replace('_', '-')} must be a number, got {value!r}") from None
+    if math.isnan(number):
+        return None
+    if not math.isfinite(number) or number < 0:
+        raise EdgeError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+    return number
+
+
+def run_picker(rows: str, budgets: dict[str, Any], device: str | None) -> Any:
+    """Run pick_cli.mjs on JSON rows; the parsed result (a dict, or a list without device)."""
+    payload = f'{{"rows": {rows}, "budgets": {json.dumps(budgets)}, ' \
+              f'"device": {json.dumps(device)}}}'
+    try:
+        proc = subprocess.run([node_executable(), str(PICK_CLI)], input=payload,
+                              capture_output=True, text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        raise EdgeError(f"{PICK_CLI.name} gave no answer within 60 s") from None
+    except OSError as exc:
+        raise EdgeError(f"cannot run Node.js for {PICK_CLI.name}: {exc}") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip() or f"exit status {proc.returncode}"
+        raise EdgeError(f"{PICK_CLI.name} failed: {detail}")
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise EdgeError(f"{PICK_CLI.name} printed something that is not JSON: {exc}") from None
+
+
+def _budgets(model: str | None, **values: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {_BUDGET_KEYS[k]: _budget(k, v) for k, v in values.items()}
+    if model is not None:
+        out["model"] = model
+    return out
+
+
+def _check_scope(df: pd.DataFrame, device: str | None, model: str | None) -> None:
+    devices = list(dict.fromkeys(df["device"].dropna())) if "device" in df else []
+    if device is not None and device not in devices:
+        known = ", ".join(devices) if devices else "none"
+        raise EdgeError(f"device {device!r} was not measured in this run; devices in the run: "
+                        f"{known}")
+    if model is not None:
+        scope = df if device is None else df[df["device"] == device]
+        models = list(dict.fromkeys(scope["model"].dropna()))
+        families = {str(m).split(":", 1)[0] for m in models}
+        if model not in models and model not in families:
+            where = f" on {device}" if device is not None else ""
+            raise EdgeError(f"model {model!r} was not measured{where} in this run; models: "
+                            f"{', '.join(models) if models else 'none'}")
+
+
+def pick(df: pd.DataFrame, device: str, max_p90_ms: float | None = None,
+         max_size_mb: float | None = None, max_memory_mb: float | None = None,
+         min_fidelity: float | None = None, *, model: str | None = None) -> dict[str, Any]:
+    """The best variant on ``device`` within the budgets (None: not applied), by picker.js's
+    rules; ``model`` (a model name or family) restricts the candidates to one model. Returns
+    picker.js's result: ``best`` (a row or None), ``why``, ``runnersUp`` (up to 3 rows),
+    ``excludedBy`` ({budget: candidates it excludes}), ``binding`` (the budget that rules
+    everything out, when nothing fits), ``verdict``, ``candidates``, ``fitting``.
+    `EdgeError` when Node.js is missing or the device (or model) was not measured."""
+    _check_scope(df, device, model)
+    budgets = _budgets(model, max_p90_ms=max_p90_ms, max_size_mb=max_size_mb,
+                       max_memory_mb=max_memory_mb, min_fidelity=min_fidelity)
+    return run_picker(rows_json(df), budgets, device)
+
+
+def best_per_device(df: pd.DataFrame, max_p90_ms: float | None = None,
+                    max_size_mb: float | None = None, max_memory_mb: float | None = None,
+                    min_fidelity: float | None = None, *, model: str | None = None
+                    ) -> list[dict[str, Any]]:
+    """`pick` for every device of the run (in the order they were measured), one node call."""
+    _check_scope(df, None, model)
+    budgets = _budgets(model, max_p90_ms=max_p90_ms, max_size_mb=max_size_mb,
+                       max_memory_mb=max_memory_mb, min_fidelity=min_fidelity)
+    return run_picker(rows_json(df), budgets, None)
+
+
+# -- words ----------------------------------------------------------------------------------
+
+def _fmt(x: Any, unit: str = "") -> str:
+    if not isinstance(x, int | float) or isinstance(x, bool) or not math.isfinite(x):
+        return "?"
+    text = f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+    return text + unit
+
+
+def _label(row: dict[str, Any]) -> str:
+    threads = row.get("threads")
+    where = str(row.get("runtime")) + (f", {threads} threads" if threads else "")
+    return f"{row.get('variant')} ({where})"
+
+
+def _figures(row: dict[str, Any]) -> str:
+    fidelity = row.get("fidelity")
+    fid = "fidelity unknown" if fidelity is None else f"fidelity {fidelity:.3f}"
+    size = row.get("size_mb")
+    if size is None and isinstance(row.get("gzip_bytes"), int | float):
+        size = row["gzip_bytes"] / 1e6
+    return f"p90 {_fmt(row.get('p90_ms'), ' ms')}, {_fmt(size, ' MB')} gzip, {fid}"
+
+
+def format_pick(result: dict[str, Any] | list[dict[str, Any]]) -> str:
+    """A pick result (or `best_per_device`'s list) as plain text for a terminal."""
+    if isinstance(result, list):
+        return "\n\n".join(format_pick(r) for r in result)
+    device = result.get("device")
+    model = result.get("model")
+    head = f"{device}" + (f" / {model}" if model else "")
+    best = result.get("best")
+    if best is None:
+        lines = [f"{head}: nothing fits: {result.get('verdict', '')}"]
+        why = result.get("why")
+        if why and why != result.get("verdict"):
+            lines.append(f"  {why}")
+        return "\n".join(lines)
+    name = _label(best)
+    if model is None:
+        name = f"{best.get('model')} {name}"
+    lines = [f"{head}: use {name}", f"  why: {result.get('why', '')}"]
+    runners = result.get("runnersUp") or []
+    if runners:
+        lines.append("  runners-up:")
+        for i, row in enumerate(runners, start=2):
+            lines.append(f"    {i}. {_label(row)}: {_figures(row)}")
+    excluded = {k: v for k, v in (result.get("excludedBy") or {}).items() if v}
+    if excluded:
+        words = {"maxP90Ms": "max p90", "maxSizeMb": "max size", "maxMemoryMb": "max memory",
+                 "minFidelity": "min fidelity"}
+        lines.append("  excluded: " + ", ".join(f"{v} by {words.get(k, k)}"
+                                                for k, v in excluded.items()))
+    return "\n".join(lines)
