@@ -126,7 +126,11 @@ def device_matrix(argv: list[str] | None = None) -> None:
     except EdgeError as exc:
         console.print("[red]error:[/] " + escape(str(exc)))
         raise SystemExit(2) from None
+    from edge.report.html import write_report
+
+    index = write_report(run_dir.parent, run_dir.name)
     total = time.perf_counter() - started
+    console.print(f"report: {index}")
     console.print(f"device matrix ({args.preset}): build {t_build:.0f} s, validate "
                   f"{t_validate:.0f} s, measure {total - t_build - t_validate:.0f} s, "
                   f"total {total:.0f} s; results in {run_dir / 'results.jsonl'}")

@@ -64,6 +64,15 @@ def usable_cpus():
 
 
 def peak_rss_bytes():
+    # ru_maxrss survives execve: a worker forked from a large parent would report the parent's
+    # peak. VmHWM (Linux) belongs to this program's own address space.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # KiB on Linux
 

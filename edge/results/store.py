@@ -459,8 +459,10 @@ def list_runs(reports_dir: Path | str) -> list[str]:
     root = Path(reports_dir)
     if not root.is_dir():
         return []
+    # `reports/latest` is a symlink to a run, not a run of its own
     return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and ((p / RESULTS_NAME).is_file() or (p / META_NAME).is_file()))
+                  if p.is_dir() and not p.is_symlink()
+                  and ((p / RESULTS_NAME).is_file() or (p / META_NAME).is_file()))
 
 
 def latest_run(reports_dir: Path | str) -> str | None:
