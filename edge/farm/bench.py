@@ -211,6 +211,7 @@ class Bench:
 
         from edge.farm.browser import (
             HarnessError,
+            HarnessTimeout,
             cdp_metrics,
             open_page,
             renderer_memory,
@@ -233,7 +234,7 @@ class Bench:
             result = run_harness(page, self.harness_config(cell, artifact, profile),
                                  self.protocol.timeout_s)
             memory = {**(result.get("memory") or {}), **cdp_metrics(cdp), **renderer_memory()}
-        except PlaywrightTimeout:
+        except (PlaywrightTimeout, HarnessTimeout):
             return self.record(cell, "timeout", artifact, started=started, extra=extra,
                                error=f"no result within {self.protocol.timeout_s:.0f} s")
         except (PlaywrightError, HarnessError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,17 +179,65 @@ def open_page(session: BrowserSession, server_url: str, profile=None, factor: fl
     return context, page, cdp
 
 
-def run_harness(page, config: dict, timeout_s: float) -> dict:
-    """Start one harness run and wait for its result, at most `timeout_s` (raises TimeoutError).
+class HarnessTimeout(EdgeError):
+    """A harness run missed its deadline (the page may have been stuck in a busy loop)."""
 
-    The run is started without awaiting it in `evaluate`, so a page stuck in an endless loop
-    still times out on the Python side."""
-    page.evaluate("cfg => { window.__edgeResult = undefined; "
-                  "window.edgeHarness.run(cfg).then(r => { window.__edgeResult = r; }, "
-                  "e => { window.__edgeResult = {error: String(e)}; }); }", config)
-    page.wait_for_function("() => window.__edgeResult !== undefined",
-                           timeout=timeout_s * 1000, polling=100)
-    return page.evaluate("() => window.__edgeResult")
+
+def page_renderers(root_pid: int | None = None) -> list[psutil.Process]:
+    """The page renderer processes among this process's descendants."""
+    found = []
+    try:
+        procs = psutil.Process(root_pid or os.getpid()).children(recursive=True)
+    except psutil.Error:
+        return found
+    for proc in procs:
+        try:
+            cmd = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        if "--type=renderer" in cmd and "--top-chrome-webui" not in cmd \
+                and "--extension-process" not in cmd:
+            found.append(proc)
+    return found
+
+
+def run_harness(page, config: dict, timeout_s: float) -> dict:
+    """Start one harness run and wait for its result, at most `timeout_s`.
+
+    The run starts from a timer so `evaluate` returns at once. A page whose main thread is
+    stuck (a busy loop, a long synchronous WASM call) cannot answer Playwright at all, so a
+    watchdog kills the page's renderer a little after the deadline; either way the caller gets
+    `HarnessTimeout`."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    fired = threading.Event()
+
+    def watchdog() -> None:
+        fired.set()
+        for proc in page_renderers():
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+
+    timer = threading.Timer(timeout_s + 10.0, watchdog)
+    timer.daemon = True
+    timer.start()
+    try:
+        page.evaluate("cfg => { window.__edgeResult = undefined; setTimeout(() => "
+                      "window.edgeHarness.run(cfg).then(r => { window.__edgeResult = r; }, "
+                      "e => { window.__edgeResult = {error: String(e)}; }), 0); }", config)
+        page.wait_for_function("() => window.__edgeResult !== undefined",
+                               timeout=timeout_s * 1000, polling=100)
+        return page.evaluate("() => window.__edgeResult")
+    except PlaywrightError as exc:
+        if fired.is_set() or "Timeout" in type(exc).__name__:
+            if not fired.is_set():
+                watchdog()  # a page still busy past its deadline would stall closing it
+            raise HarnessTimeout(f"no result within {timeout_s:.0f} s") from None
+        raise
+    finally:
+        timer.cancel()
 
 
 def host_benchmark_index(session: BrowserSession, server_url: str, repeats: int = 3) -> float:
