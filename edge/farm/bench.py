@@ -142,7 +142,7 @@ class Bench:
             artifact.main_file, runtime=cell.runtime, threads=cell.threads or 1,
             protocol=self.protocol.to_dict(), images=self._eval_images(artifact),
             mean=tuple(m["mean"]), std=tuple(m["std"]),
-            return_outputs=self.matrix.fidelity_images, timeout_s=self.protocol.timeout_s)
+            return_outputs=self._return_outputs(artifact), timeout_s=self.protocol.timeout_s)
         extra = self._artifact_extra(artifact)
         if run.status != "ok":
             status = run.status
