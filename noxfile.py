@@ -114,3 +114,13 @@ def bench_overhead(session: nox.Session) -> None:
     _browser(session)
     session.run(python, str(ROOT / "benchmarks" / "overhead.py"), *session.posargs,
                 external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@nox.session(python=False)
+def faults(session: nox.Session) -> None:
+    """Fault injection: crashes, hangs, lost contexts, signals, corrupt artifacts; prints faults
+    injected, cells that survived, records lost (must be 0) and duplicates (must be 0)."""
+    python = _shared_env(session)
+    _browser(session)
+    session.run(python, str(ROOT / "benchmarks" / "faults.py"), *session.posargs,
+                external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})

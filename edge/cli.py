@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -340,7 +342,25 @@ def doctor():
     sys.exit(1 if bad else 0)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> None:
+    # SIGTERM (kill, systemd, CI cancellation) takes the same path as Ctrl-C: running work is
+    # stopped and cleaned up (a TFLite worker runs in a session of its own: the default action
+    # would leave it running on) and everything already recorded is kept for --resume.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv) -> None:
     try:
         rv = cli.main(args=argv, prog_name="edge", standalone_mode=False)
         sys.exit(rv if isinstance(rv, int) else 0)

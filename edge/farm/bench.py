@@ -138,11 +138,19 @@ class Bench:
 
         started = _now()
         m = artifact.manifest["model"]
-        run = run_tflite_cell(
-            artifact.main_file, runtime=cell.runtime, threads=cell.threads or 1,
-            protocol=self.protocol.to_dict(), images=self._eval_images(artifact),
-            mean=tuple(m["mean"]), std=tuple(m["std"]),
-            return_outputs=self._return_outputs(artifact), timeout_s=self.protocol.timeout_s)
+        children = _child_pids()
+        try:
+            run = run_tflite_cell(
+                artifact.main_file, runtime=cell.runtime, threads=cell.threads or 1,
+                protocol=self.protocol.to_dict(), images=self._eval_images(artifact),
+                mean=tuple(m["mean"]), std=tuple(m["std"]),
+                return_outputs=self._return_outputs(artifact), timeout_s=self.protocol.timeout_s)
+        except BaseException:
+            # A SIGINT/SIGTERM that lands while the worker is being started interrupts Popen
+            # after the fork: the runner has no handle to kill it, and the worker (a session of
+            # its own) would measure on, orphaned. Kill whatever this call started.
+            _kill_children_except(children)
+            raise
         extra = self._artifact_extra(artifact)
         if run.status != "ok":
             status = run.status
@@ -264,6 +272,32 @@ class Bench:
         metrics["fidelity"] = safe_fidelity(decode_outputs(result.get("outputs")), artifact,
                                             self.store)
         return self.record(cell, "ok", artifact, metrics=metrics, started=started, extra=extra)
+
+
+def _child_pids() -> set[int]:
+    import psutil
+
+    try:
+        return {p.pid for p in psutil.Process().children()}
+    except psutil.Error:
+        return set()
+
+
+def _kill_children_except(keep: set[int]) -> None:
+    import psutil
+
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return
+    for proc in children:
+        if proc.pid in keep:
+            continue
+        try:
+            proc.kill()
+            proc.wait(timeout=5)
+        except (psutil.Error, psutil.TimeoutExpired):
+            pass
 
 
 def _calibration_dict(cal) -> dict | None:

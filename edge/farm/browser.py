@@ -150,12 +150,22 @@ class BrowserSession:
 def open_page(session: BrowserSession, server_url: str, profile=None, factor: float = 1.0,
               timeout_s: float = 60.0):
     """A fresh context and page on the harness, emulating `profile` (descriptor, cores, CPU)."""
-    browser = session.browser(getattr(profile, "endpoint", None))
+    from playwright.sync_api import Error as PlaywrightError
+
+    endpoint = getattr(profile, "endpoint", None)
+    browser = session.browser(endpoint)
     options = {}
     if profile is not None and profile.descriptor:
         options.update(session.devices()[profile.descriptor])
         options.pop("default_browser_type", None)
-    context = browser.new_context(**options)
+    try:
+        context = browser.new_context(**options)
+    except PlaywrightError:
+        # A browser that died between cells still looks connected until the driver is next
+        # asked for something: now that it has said so, relaunch (or reconnect) once.
+        if browser.is_connected():
+            raise
+        context = session.browser(endpoint).new_context(**options)
     try:
         page = context.new_page()
         page.set_default_timeout(timeout_s * 1000)
@@ -220,7 +230,10 @@ def run_harness(page, config: dict, timeout_s: float) -> dict:
             except psutil.Error:
                 pass
 
-    timer = threading.Timer(timeout_s + 10.0, watchdog)
+    # Playwright's own timeout does not fire while the page's main thread is stuck (it answers
+    # only once the renderer is gone), so the watchdog is what holds the deadline: the grace
+    # only lets a responsive page's timeout win; the cell is a timeout either way.
+    timer = threading.Timer(timeout_s + 2.0, watchdog)
     timer.daemon = True
     timer.start()
     try:
