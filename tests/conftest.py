@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import pytest
 
 from edge.convert.variants import DEFAULT_VARIANTS
@@ -13,6 +16,23 @@ EXTRA_VARIANTS = {"mobilenet_v2": ("tflite-int8-full-uint8io",)}
 
 def tiny_variants(name: str) -> tuple[str, ...]:
     return DEFAULT_VARIANTS + EXTRA_VARIANTS.get(name, ())
+
+
+#: The committed results fixture (a real tiny run, trimmed; see its README).
+RESULTS_FIXTURE = Path(__file__).parent / "fixtures" / "results"
+RESULTS_RUN = "20261129-102929-9e7c"
+
+
+@pytest.fixture(scope="module")
+def fixture_cells():
+    """The fixture run as a tidy table (its deliberately damaged last line skipped)."""
+    from edge.report.table import load_run, tidy
+    from edge.results.store import DamagedRecordWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedRecordWarning)
+        records, _ = load_run(RESULTS_FIXTURE, RESULTS_RUN)
+    return tidy(records)
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ from unittest import mock
 import psutil
 import pytest
 
+from edge.farm.browser import page_renderers
 from edge.farm.matrix import Cell
 from edge.farm.protocol import Protocol
 
@@ -138,13 +139,6 @@ def _descendants() -> list[tuple[psutil.Process, list[str]]]:
         except psutil.Error:
             continue
     return out
-
-
-def page_renderers() -> list[psutil.Process]:
-    """Chromium renderers of web pages among this process's descendants."""
-    return [p for p, cmd in _descendants()
-            if "--type=renderer" in cmd and not any(
-                a in ("--top-chrome-webui", "--extension-process") for a in cmd)]
 
 
 def browser_mains() -> list[psutil.Process]:

@@ -23,7 +23,6 @@ import json
 import math
 import shutil
 import subprocess
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -40,8 +39,6 @@ from edge.report.pick import (
     format_pick,
     pick,
 )
-from edge.report.table import load_run, tidy
-from edge.results import DamagedRecordWarning
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results"
 RUN = "20261129-102929-9e7c"
@@ -53,11 +50,8 @@ needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js no
 
 
 @pytest.fixture(scope="module")
-def df() -> pd.DataFrame:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DamagedRecordWarning)
-        records, _ = load_run(FIXTURE, RUN)
-    return tidy(records)
+def df(fixture_cells) -> pd.DataFrame:
+    return fixture_cells
 
 
 def picked(result: dict) -> tuple[str, str] | None:

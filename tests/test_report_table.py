@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -26,11 +25,8 @@ EVIL = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def df() -> pd.DataFrame:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DamagedRecordWarning)
-        records, _ = load_run(FIXTURE, RUN)
-    return tidy(records)
+def df(fixture_cells) -> pd.DataFrame:
+    return fixture_cells
 
 
 def cell(df: pd.DataFrame, variant: str, runtime: str, device: str, model: str = MB) -> dict:

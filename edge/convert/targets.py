@@ -15,7 +15,7 @@ import numpy as np
 from edge.convert.cache import sha256_tree, tool_versions
 from edge.convert.variants import BUILDABLE_VARIANTS, DEFAULT_VARIANTS
 from edge.errors import ModelFileError, SpecError
-from edge.garden.base import TASKS, ModelConfig
+from edge.garden.base import TASKS, ModelConfig, Preprocessing
 
 USER_KINDS = {".keras": "keras", ".h5": "keras", ".tflite": "tflite"}
 
@@ -46,8 +46,7 @@ class Target:
         return get_spec(self.source).resolve(self.params)
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
-        x = images.astype(np.float32)
-        return (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return Preprocessing(tuple(self.mean), tuple(self.std)).apply(images)
 
     def eval_images(self) -> np.ndarray:
         """The evaluation inputs: a folder of the user's images, or the task's synthetic set."""

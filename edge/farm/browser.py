@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,21 +76,13 @@ def ensure_web_runtime() -> None:
 def renderer_memory(root_pid: int | None = None) -> dict:
     """RSS and USS of the busiest page renderer among this process's descendants."""
     best = None
-    try:
-        procs = psutil.Process(root_pid or os.getpid()).children(recursive=True)
-    except psutil.Error:
-        return {}
-    for proc in procs:
+    for proc in page_renderers(root_pid):
         try:
-            cmd = " ".join(proc.cmdline())
-            if "--type=renderer" not in cmd or "--top-chrome-webui" in cmd \
-                    or "--extension-process" in cmd:
-                continue
             info = proc.memory_full_info()
-            if best is None or info.rss > best["renderer_rss"]:
-                best = {"renderer_rss": info.rss, "renderer_uss": getattr(info, "uss", None)}
         except psutil.Error:
             continue
+        if best is None or info.rss > best["renderer_rss"]:
+            best = {"renderer_rss": info.rss, "renderer_uss": getattr(info, "uss", None)}
     return best or {}
 
 
@@ -274,6 +265,3 @@ def cdp_metrics(cdp) -> dict:
     except Exception:  # noqa: BLE001 - informative only
         return {}
 
-
-def wait_idle(seconds: float = 0.2) -> None:
-    time.sleep(seconds)

@@ -16,7 +16,7 @@ import numpy as np
 from edge.convert.cache import Store
 from edge.convert.reference import load_reference_outputs
 from edge.errors import ValidationError
-from edge.garden.base import HEADLINE_METRIC
+from edge.garden.base import HEADLINE_METRIC, Preprocessing
 from edge.validate.metrics import METRICS, judge
 
 
@@ -108,8 +108,8 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
         started = time.perf_counter()
         ref_dir = store.path("references", manifest["reference"]["key"])
         images, ref_out = load_reference_outputs(ref_dir)
-        mean, std = (np.asarray(manifest["model"][k], np.float32) for k in ("mean", "std"))
-        inputs = (images.astype(np.float32) - mean) / std
+        inputs = Preprocessing(tuple(manifest["model"]["mean"]),
+                               tuple(manifest["model"]["std"])).apply(images)
         try:
             out = run_tflite(store.path("artifacts", key) / manifest["files"][0]["path"], inputs)
             figures = METRICS[task](ref_out, out.reshape(ref_out.shape))
