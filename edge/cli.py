@@ -122,7 +122,8 @@ def garden(as_json):
                         "choices": list(p.choices) if p.choices else None, "help": p.help}
                        for p in spec.params],
             "variants": list(spec.variants),
-            "known_issues": [{"variant": i.variant, "runtime": i.runtime, "reason": i.reason}
+            "known_issues": [{"variant": i.variant, "runtime": i.runtime, "reason": i.reason,
+                              "signature": i.signature}
                              for i in spec.issues()],
             "output": spec.output,
         })
@@ -263,9 +264,12 @@ def report(run, reports_dir, compare):
         table = compare_runs(tidy(load_run(reports_dir, a)[0]), tidy(load_run(reports_dir, b)[0]))
         console.print(format_compare(table))
         return
-    from edge.report.html import write_report
+    from edge.report.html import CHECKS_NAME, write_report
+    from edge.results.checks import format_checks
 
     index = write_report(reports_dir, _run_id(reports_dir, run))
+    checks = json.loads((index.parent / CHECKS_NAME).read_text(encoding="utf-8"))["checks"]
+    console.print(format_checks(checks))
     console.print(f"report: {index}")
 
 
@@ -274,6 +278,8 @@ def report(run, reports_dir, compare):
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True)
 @click.option("--device", required=True, help="Device profile, e.g. pixel_5 (see edge devices).")
+@click.option("--model", "model", metavar="NAME",
+              help="Model name or family (required when the run measured several models).")
 @click.option("--max-p90", "max_p90", type=float, metavar="MS", help="Latency budget (p90, ms).")
 @click.option("--max-size", "max_size", type=float, metavar="MB",
               help="Download budget (gzip MB).")
@@ -281,20 +287,27 @@ def report(run, reports_dir, compare):
 @click.option("--min-fidelity", "min_fidelity", type=float, metavar="X",
               help="Minimum fidelity (the task's headline metric against float32, 0..1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
-def pick(run, reports_dir, device, max_p90, max_size, max_memory, min_fidelity, as_json):
+def pick(run, reports_dir, device, model, max_p90, max_size, max_memory, min_fidelity,
+         as_json):
     """Recommend a variant and runtime for a device under latency/size/memory/fidelity budgets.
 
     Uses the same ranking rules as the report's picker. When nothing fits, says which budget
-    rules everything out.
+    rules everything out. Notes say what the figures are worth (an emulated estimate, its
+    achieved slowdown, the emulation error against a published reference point).
     """
-    from edge.report.pick import format_pick
+    from edge.reference_points import compare_with_records, load_reference_points
+    from edge.report.pick import format_pick, require_model
     from edge.report.pick import pick as pick_variant
     from edge.report.table import load_run, tidy
 
     run_id = _run_id(reports_dir, run)
-    result = pick_variant(tidy(load_run(reports_dir, run_id)[0]), device, max_p90_ms=max_p90,
-                          max_size_mb=max_size, max_memory_mb=max_memory,
-                          min_fidelity=min_fidelity)
+    records = load_run(reports_dir, run_id)[0]
+    df = tidy(records)
+    require_model(df, model)
+    references = compare_with_records(load_reference_points(), records)
+    result = pick_variant(df, device, max_p90_ms=max_p90, max_size_mb=max_size,
+                          max_memory_mb=max_memory, min_fidelity=min_fidelity, model=model,
+                          references=references)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -35,7 +36,9 @@ def measure(matrix: Matrix, *, preset: str = "default", tiny: bool = False,
     from edge.convert.cache import Store
     from edge.farm.bench import artifacts_for, run_matrix, summary_table
     from edge.farm.devices import load_catalog
+    from edge.farm.emulation import choose_emulation
     from edge.farm.protocol import Protocol
+    from edge.results.checks import checks_json, format_checks, self_checks
     from edge.results.store import ResultStore, host_metadata, new_run_id
 
     console = console or workflow.make_console()
@@ -59,14 +62,25 @@ def measure(matrix: Matrix, *, preset: str = "default", tiny: bool = False,
     artifacts = artifacts_for(targets, store, needed)
     results = ResultStore(run_dir)
     if meta is None:
+        method = choose_emulation()
+        method.close()
         results.write_meta({"run_id": run_id, "matrix": str(matrix.path), "preset": preset,
                             "tiny": tiny, "cells": len(cells), "protocol": protocol.to_dict(),
-                            "host": host_metadata()})
+                            "host": host_metadata(),
+                            "emulation": {"method": method.method, "reason": method.reason}})
     console.print(f"run {run_id}: {len(cells)} cells, {len(results.done_cells())} already "
                   f"measured -> {run_dir}")
-    run_matrix(matrix, cells, artifacts, store, results, run_id, protocol, catalog, console)
+    emulation = choose_emulation()
+    try:
+        run_matrix(matrix, cells, artifacts, store, results, run_id, protocol, catalog,
+                   console, emulation=emulation)
+    finally:
+        emulation.close()
     records = results.records()
     console.print(summary_table(records))
+    checks = self_checks(records)
+    console.print(format_checks(checks))
+    (run_dir / "checks.json").write_text(json.dumps(checks_json(checks), indent=1) + "\n")
     counts: dict[str, int] = {}
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

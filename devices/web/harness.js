@@ -1,6 +1,7 @@
 // Measures one model variant in one backend; driven by Playwright through window.edgeHarness.
 //
-// window.edgeHarness = { ready, run(config), benchmarkIndex(ms), facts() }; the title becomes
+// window.edgeHarness = { ready, run(config), benchmarkIndex(ms), facts(), prepare(config),
+//   timeRuns(n), release() }; the title becomes
 // 'ready' once the runtimes are loaded.
 //
 // config: { runtime: 'tfjs-wasm' | 'tfjs-webgl' | 'tfjs-webgpu' | 'tflite-web',
@@ -10,11 +11,13 @@
 //   output: { scale, zeroPoint } or a list, one per output // optional, dequantizes tflite outputs
 //   imagesUrl: raw uint8 RGB images, N*H*W*3 bytes (optional; else a fixed synthetic image),
 //   returnOutputs: how many images' outputs to return (default 0),
-//   protocol: { warmup, minRuns, minSeconds, maxRuns, maxSeconds }, wasmThreads, flags (tf.env() flags),
+//   protocol: the fields of edgeStopping.DEFAULTS (stopping.js, loaded first),
+//   wasmThreads, flags (tf.env() flags),
 //   pse: { kernels, threshold, minKernelArea, minArea, runs } (optional), loadTimeoutMs }
 //
 // run(config) always resolves with { runtime, backend, tfjsVersion, inputSynthetic, loadMs,
-//   firstInferenceMs, warmupMs, samplesMs, memory, facts,
+//   firstInferenceMs, warmupMs, samplesMs, steady (the warm-up settled),
+//   stopReason ('ci' | 'max_runs' | 'max_seconds'), memory, facts,
 //   outputs: [{ image, output, shape, dtype: 'float32', b64, note? }],
 //   pse: { ms, samplesMs, boxes, regions } | null, error: string | null, unsupported }.
 // Timings are milliseconds (performance.now()); b64 holds little-endian float32 values.
@@ -26,8 +29,6 @@
   const WASM_DIR = '/node_modules/@tensorflow/tfjs-backend-wasm/dist/';
   const TFLITE_DIR = '/node_modules/@tensorflow/tfjs-tflite/wasm/';
   const BACKENDS = { 'tfjs-wasm': 'wasm', 'tfjs-webgl': 'webgl', 'tfjs-webgpu': 'webgpu', 'tflite-web': 'cpu' };
-  const DEFAULT_PROTOCOL = { warmup: 3, minRuns: 10, minSeconds: 1, maxRuns: 200, maxSeconds: 20 };
-  const MIN_RUNS_FLOOR = 3;
   const QUANT_RANGE = { int8: [-128, 127], uint8: [0, 255] };
   // (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)): valid only with SIMD.
   const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1,
@@ -305,13 +306,14 @@
 
   // ---- the measurement ---------------------------------------------------------------------
 
-  // camelCase or snake_case keys; timeout_s is the caller's deadline and not used here.
+  // The fields of edgeStopping.DEFAULTS (stopping.js), camelCase or snake_case keys; missing
+  // ones take their defaults. timeoutS is the caller's deadline and not used here.
   function readProtocol(given) {
-    const protocol = Object.assign({}, DEFAULT_PROTOCOL);
+    const defaults = window.edgeStopping.DEFAULTS;
+    const protocol = Object.assign({}, defaults);
     for (const [key, value] of Object.entries(given)) {
       const name = key.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
-      if (name === 'timeoutS') continue;
-      if (!(name in DEFAULT_PROTOCOL) || typeof value !== 'number' || !(value >= 0)) {
+      if (!(name in defaults) || typeof value !== 'number' || !(value >= 0)) {
         throw new Error(`protocol: bad entry ${key}=${JSON.stringify(value)}`);
       }
       protocol[name] = value;
@@ -361,28 +363,35 @@
       };
 
       result.firstInferenceMs = await once();
-      for (let i = 0; i < protocol.warmup; i++) result.warmupMs.push(await once());
-      let elapsed = 0;
-      // The stopping rule of edge.farm.protocol.Protocol.done (adaptive: slow cells stop after
-      // maxSeconds of timed time once MIN_RUNS_FLOOR runs are in).
-      const done = (n) => n >= protocol.maxRuns ||
-        (n >= protocol.minRuns && elapsed >= protocol.minSeconds * 1000) ||
-        (n >= MIN_RUNS_FLOOR && elapsed >= protocol.maxSeconds * 1000);
-      while (!done(result.samplesMs.length)) {
-        const ms = await once();
-        result.samplesMs.push(ms);
-        elapsed += ms;
+      // The rules of stopping.js (edge/farm/stopping.py): warm up until steady or a cap, then
+      // time runs until the median's 95 % CI is narrow enough or a cap is reached.
+      const { warmupDone, samplingDone } = window.edgeStopping;
+      for (;;) {
+        const [warm, steady] = warmupDone(result.warmupMs, protocol);
+        if (warm) {
+          result.steady = steady;
+          break;
+        }
+        result.warmupMs.push(await once());
+      }
+      for (;;) {
+        const [enough, reason] = samplingDone(result.samplesMs, protocol);
+        if (enough) {
+          result.stopReason = reason;
+          break;
+        }
+        result.samplesMs.push(await once());
       }
       const after = tfMemory();
       result.memory = {
         before, after,
         leakedTensors: after.numTensors - before.numTensors,
         leakedBytes: after.numBytes - before.numBytes,
-        tfPeakBytes: peakBytes,
-        tfPeakGpuBytes: peakGpuBytes,
+        tfLiveBytesAfterRunMax: peakBytes,  // sampled between runs: not a peak
+        tfGpuBytesAfterRunMax: peakGpuBytes,
         tfProfilePeakBytes: config.runtime === 'tflite-web' ? null : await profilePeakBytes(infer, x),
         numBytesInGPUAllocated: after.numBytesInGPUAllocated ?? null,
-        wasmHeapBytes: wasmHeapBytes(config, model),
+        wasmHeapCapacityBytes: wasmHeapBytes(config, model),  // the heap's size, not its use
         jsHeap: jsHeap(),
       };
       if (config.pse) result.pse = runPse(config, last);
@@ -411,6 +420,44 @@
       }
     }
     return result;
+  }
+
+  // ---- calibration workload -----------------------------------------------------------------
+  // The emulation's quota is calibrated on a model of the same runtime and thread count: load it
+  // once (prepare), time a few runs at each quota the caller sets (timeRuns), then release.
+
+  let calibration = null;
+
+  async function prepare(config) {
+    await release();
+    const unavailable = await selectBackend(config);
+    if (unavailable) throw new Error(unavailable);
+    const images = await loadImages(config);
+    const x = inputTensor(config.input, images.at(0));
+    const model = await withTimeout(loadModel(config), config.loadTimeoutMs ?? 120000, 'model load');
+    const infer = makeInfer(model);
+    calibration = { model, x, infer };
+    await timeRuns(2);  // first inference and one warm-up, not timed for the caller
+    return { backend: config.runtime === 'tflite-web' ? 'tflite-web' : tf.getBackend() };
+  }
+
+  async function timeRuns(n) {
+    if (!calibration) throw new Error('timeRuns: call prepare(config) first');
+    const samples = [];
+    for (let i = 0; i < n; i++) {
+      const start = now();
+      const r = await calibration.infer(calibration.x);
+      samples.push(now() - start);
+      tf.dispose(r.tensors);
+    }
+    return samples;
+  }
+
+  async function release() {
+    if (!calibration) return;
+    calibration.x.dispose();
+    disposeModel(calibration.model);
+    calibration = null;
   }
 
   // ---- facts and the benchmark index --------------------------------------------------------
@@ -514,7 +561,7 @@
     tflite.setWasmPath(TFLITE_DIR);
   })();
 
-  window.edgeHarness = { ready, run, benchmarkIndex, facts };
+  window.edgeHarness = { ready, run, benchmarkIndex, facts, prepare, timeRuns, release };
   ready.then(
     () => { document.title = 'ready'; },
     (err) => { document.title = `error: ${describe(err)}`; },

@@ -8,6 +8,8 @@ fail with current converters, are written down here with their reasons.
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from dataclasses import dataclass, field
 
 from edge.errors import SpecError
@@ -72,27 +74,69 @@ RUNTIMES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class KnownIssue:
-    """A variant × runtime combination known not to work, with the reason (`*` matches any)."""
+    """A variant × runtime combination known not to work, the reason, and the error signature
+    that identifies it (a regular expression searched in the error text). A failure is recorded
+    ``unsupported`` only when its error matches the signature of an issue of its combination:
+    any other error of the same combination is a new failure and stays ``failed``. Variant and
+    runtime are shell-style patterns (``*`` matches any)."""
 
     variant: str
     runtime: str
     reason: str
+    signature: str
 
-    def matches(self, variant: str, runtime: str) -> bool:
-        return self.variant in ("*", variant) and self.runtime in ("*", runtime)
+    def matches(self, variant: str, runtime: str, error: str | None = None) -> bool:
+        """The combination matches; with `error`, the error matches the signature too."""
+        if not (fnmatch.fnmatchcase(variant, self.variant)
+                and fnmatch.fnmatchcase(runtime, self.runtime)):
+            return False
+        return error is None or re.search(self.signature, error) is not None
 
+
+FULLY_CONNECTED_V12 = r"Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'"
+#: The error of a GPU backend cell on an emulated phone (see `KNOWN_ISSUES`).
+GPU_NOT_EMULATED = ("GPU backends are not emulated: this host's WebGL/WebGPU is not a phone's "
+                    "GPU; measure GPU variants on a real device (a profile with an endpoint)")
+#: The error of a native cell on an emulated phone where CPU bandwidth control is unavailable.
+NATIVE_NEEDS_CGROUP = ("native cells on an emulated phone need CPU bandwidth control (a "
+                       "writable cgroup), which is unavailable here")
 
 #: Incompatibilities of the toolchain itself, true for every model.
 KNOWN_ISSUES: tuple[KnownIssue, ...] = (
     KnownIssue("tflite-int8-dynamic", "tflite-web",
                "tfjs-tflite rejects dynamic-range models with a dense layer (classifiers) from "
                "current TensorFlow: Didn't find op for builtin opcode 'FULLY_CONNECTED' "
-               "version '12'"),
+               "version '12'", FULLY_CONNECTED_V12),
     KnownIssue("tflite-int8-dynamic", "tflite-runtime",
                "tflite-runtime 2.14 rejects dynamic-range models with a dense layer from "
                "TensorFlow 2.19: Didn't find op for builtin opcode 'FULLY_CONNECTED' "
-               "version '12'"),
+               "version '12'", FULLY_CONNECTED_V12),
+    KnownIssue("*", "tflite-runtime",
+               "tflite-runtime 2.14 needs NumPy < 2 and Python <= 3.11: its own environment, "
+               "made by the nox sessions where it installs",
+               r"tflite-runtime environment not found"),
+    KnownIssue("*", "tfjs-webgpu", "no WebGPU adapter in this browser (no GPU, or WebGPU "
+               "disabled)", r"backend webgpu unavailable"),
+    KnownIssue("*", "tfjs-webgl", "no WebGL context in this browser",
+               r"backend webgl unavailable"),
+    KnownIssue("*", "tfjs-web*", "GPU backends are not emulated: the host's GPU (often "
+               "SwiftShader, a software rasterizer) is not a phone's", r"^GPU backends are not "
+               r"emulated"),
+    KnownIssue("*", "*", "native cells on an emulated phone need CPU bandwidth control "
+               "(cgroup), unavailable here", r"^native cells on an emulated phone need CPU "
+               r"bandwidth control"),
 )
+
+
+def explain_failure(variant: str, runtime: str, error: str | None,
+                    issues: tuple[KnownIssue, ...] = KNOWN_ISSUES) -> KnownIssue | None:
+    """The known issue whose combination and error signature match this failure, else None."""
+    if not error:
+        return None
+    for issue in issues:
+        if issue.matches(variant, runtime, error):
+            return issue
+    return None
 
 
 def get_variant(name: str) -> Variant:

@@ -21,9 +21,13 @@ from rich.table import Table
 
 from edge.convert.cache import Store, sha256_file
 from edge.convert.reference import load_reference_outputs
-from edge.convert.variants import KNOWN_ISSUES
+from edge.convert.variants import (
+    GPU_NOT_EMULATED,
+    NATIVE_NEEDS_CGROUP,
+    explain_failure,
+)
 from edge.errors import EdgeError
-from edge.farm.matrix import Cell, Matrix
+from edge.farm.matrix import GPU_RUNTIMES, Cell, Matrix
 from edge.validate.metrics import METRICS, judge
 from edge.validate.run import current_thresholds
 
@@ -50,11 +54,15 @@ def verify_artifact(artifact: Artifact) -> str | None:
     return None
 
 
-def known_issue(variant: str, runtime: str) -> str | None:
-    for issue in KNOWN_ISSUES:
-        if issue.matches(variant, runtime):
-            return issue.reason
-    return None
+def failure_status(cell: Cell, error: str | None) -> tuple[str, dict | None]:
+    """("unsupported", the known issue) when the error matches the signature of a known issue
+    of the cell's variant and runtime; else ("failed", None): a new failure is never hidden
+    behind an old note."""
+    issue = explain_failure(cell.variant, cell.runtime, error)
+    if issue is None:
+        return "failed", None
+    return "unsupported", {"variant": issue.variant, "runtime": issue.runtime,
+                           "reason": issue.reason, "signature": issue.signature}
 
 
 def fidelity_of(outputs: list[np.ndarray], artifact: Artifact, store: Store) -> dict | None:
@@ -96,11 +104,20 @@ class Bench:
     """Runs the cells of one run directory."""
 
     def __init__(self, matrix: Matrix, artifacts: dict[tuple[str, str], Artifact], store: Store,
-                 results, run_id: str, protocol, catalog: dict, host: dict, console):
+                 results, run_id: str, protocol, catalog: dict, host: dict, console,
+                 emulation=None):
+        from edge.farm.emulation import Emulation
+
         self.matrix, self.artifacts, self.store = matrix, artifacts, store
         self.results, self.run_id, self.protocol = results, run_id, protocol
         self.catalog, self.host, self.console = catalog, host, console
+        self.emulation = emulation or Emulation("none", None, "not chosen")
         self.data_dir = results.path.parent / "data"
+        self.host_cores = os.cpu_count() or 1
+        self.targets: dict[str, float] = {}  # device -> target slowdown (benchmark index)
+        self.calibrations: dict[tuple, object] = {}  # (device, runtime, threads) -> Calibration
+        self.groups: dict[str, object] = {}  # device/kind -> CpuGroup
+        self.host_index: float | None = None
 
     # -- records ----------------------------------------------------------------------------
 
@@ -112,11 +129,54 @@ class Bench:
         emulated = bool(profile and profile.emulated and not profile.is_host)
         extra = {"started": started, "finished": _now(), "emulated": emulated,
                  "device_label": profile.label if profile else cell.device, **(extra or {})}
+        if emulated and "emulation" not in extra:
+            extra["emulation"] = self.emulation_field(cell, metrics, status)
+            if self.host_index is not None:
+                cal = profile.slowdown(self.host_index)
+                extra["calibration"] = {"host_index": cal.host_index,
+                                        "target_index": cal.target_index, "factor": cal.factor,
+                                        "clamped": cal.clamped, "warning": cal.warning}
+        if cell.threads and cell.threads > self.host_cores:
+            extra["oversubscribed"] = (f"{cell.threads} threads on a host with "
+                                       f"{self.host_cores} cores: the figure measures the "
+                                       f"host's scheduler as much as the model")
         rec = make_record(cell=cell.as_dict(), status=status, run_id=self.run_id,
                           artifact_sha256=artifact.manifest["sha256"] if artifact else None,
                           metrics=metrics or {}, error=error, host=self.host, extra=extra)
         self.results.append(rec)
         return rec
+
+    def emulation_field(self, cell: Cell, metrics, status: str) -> dict:
+        """The record's ``emulation``: method, target, what calibration and the cell achieved."""
+        from edge.farm.emulation import emulation_record
+
+        threads = cell.threads or 1
+        target = self.targets.get(cell.device, 1.0)
+        achieved = None
+        lat = (metrics or {}).get("latency") or {}
+        if status == "ok" and lat.get("p50"):
+            host_p50 = self.host_p50(cell)
+            if host_p50:
+                achieved = lat["p50"] / host_p50
+        cal = self.calibrations.get((cell.device, cell.runtime, threads))
+        note = None
+        if achieved is None and status == "ok":
+            note = "no host cell of the same model, variant, runtime and threads in this run"
+        if self.emulation.reason and not self.emulation.all_threads:
+            note = f"fallback: {self.emulation.reason}"
+        return emulation_record(self.emulation.method, target, threads, achieved=achieved,
+                                calibration=cal,
+                                note=note)
+
+    def host_p50(self, cell: Cell) -> float | None:
+        """p50 of the host's ok record of the same model, variant, runtime and threads."""
+        from edge.results.store import cell_id
+
+        want = cell_id(cell.model, cell.variant, cell.runtime, "host", cell.threads)
+        for rec in self.results.records():
+            if rec.get("cell_id") == want and rec.get("status") == "ok":
+                return ((rec.get("metrics") or {}).get("latency") or {}).get("p50")
+        return None
 
     def _artifact_extra(self, artifact: Artifact) -> dict:
         m = artifact.manifest
@@ -130,36 +190,106 @@ class Bench:
         images, _ = load_reference_outputs(self.store.path("references", ref["key"]))
         return images
 
+    # -- emulation ----------------------------------------------------------------------------
+
+    def group(self, device: str, kind: str):
+        """The device's cgroup for `kind` ("browser" or "native"); None without cgroups."""
+        if self.emulation.controller is None:
+            return None
+        key = f"{device}-{kind}"
+        if key not in self.groups:
+            self.groups[key] = self.emulation.controller.group(key)
+        return self.groups[key]
+
+    def calibrate(self, cell: Cell, time_runs, workload: str, group):
+        """Calibrate (once per device, runtime and thread count) the group's quota so that
+        the calibration workload runs `target` times slower; set the group to it."""
+        from edge.farm.emulation import calibrate_quota
+
+        key = (cell.device, cell.runtime, cell.threads or 1)
+        cal = self.calibrations.get(key)
+        if cal is None:
+            target = self.targets.get(cell.device, 1.0)
+            self.console.print(f"  calibrating {cell.device} {cell.runtime} "
+                               f"t{cell.threads or 1}: target slowdown {target:.2f} on "
+                               f"{escape(workload)}")
+            cal = calibrate_quota(group, time_runs, target, cell.threads or 1,
+                                  workload=workload)
+            self.calibrations[key] = cal
+            self.console.print(f"    quota {cal.quota_us} us / {cal.period_us} us: "
+                               f"achieved {cal.achieved:.2f}"
+                               + ("" if cal.converged else " (did not converge)"))
+        else:
+            group.set_quota(cal.quota_us, cal.period_us)
+        return cal
+
+    def calibration_artifact(self, cell: Cell) -> Artifact:
+        """The calibration workload of a runtime: the run's MobileNetV2 float32 variant of the
+        cell's format (the field's baseline), else the cell's own artifact."""
+        fmt = self.artifacts[(cell.model, cell.variant)].manifest["format"]
+        variant = "tfjs-fp32" if fmt == "tfjs" else "tflite-fp32"
+        for (model, v), artifact in sorted(self.artifacts.items()):
+            if v == variant and model.split(":")[0] == "mobilenet_v2":
+                return artifact
+        return self.artifacts[(cell.model, cell.variant)]
+
     # -- native TFLite --------------------------------------------------------------------------
 
     def run_native(self, cell: Cell, artifact: Artifact) -> dict:
+        from edge.farm.load import LoadMeter
         from edge.farm.protocol import summarize
-        from edge.farm.tflite_runner import run_tflite_cell
+        from edge.farm.tflite_runner import TimingWorker, run_tflite_cell
 
         started = _now()
         m = artifact.manifest["model"]
+        extra = self._artifact_extra(artifact)
+        profile = self.catalog.get(cell.device)
+        group = None
+        if profile is not None and profile.emulated and not profile.is_host:
+            group = self.group(cell.device, "native")
+            if group is None:
+                return self.record(cell, "unsupported", artifact, error=NATIVE_NEEDS_CGROUP,
+                                   started=started, extra=extra)
+            cal_art = self.calibration_artifact(cell)
+            try:
+                with TimingWorker(cal_art.main_file, runtime=cell.runtime,
+                                  threads=cell.threads or 1,
+                                  cgroup_procs=group.procs_file) as worker:
+                    self.calibrate(cell, lambda: worker.time(_probe_runs(worker)),
+                                   _workload_name(cal_art), group)
+            except Exception as exc:  # noqa: BLE001 - recorded with the cell
+                return self.record(cell, "failed", artifact, started=started, extra=extra,
+                                   error=f"emulation calibration failed: {exc}")
         children = _child_pids()
+        meter = LoadMeter.start()
         try:
             run = run_tflite_cell(
                 artifact.main_file, runtime=cell.runtime, threads=cell.threads or 1,
                 protocol=self.protocol.to_dict(), images=self._eval_images(artifact),
                 mean=tuple(m["mean"]), std=tuple(m["std"]),
-                return_outputs=self._return_outputs(artifact), timeout_s=self.protocol.timeout_s)
+                return_outputs=self._return_outputs(artifact), timeout_s=self.protocol.timeout_s,
+                cgroup_procs=group.procs_file if group is not None else None)
         except BaseException:
             # A SIGINT/SIGTERM that lands while the worker is being started interrupts Popen
             # after the fork: the runner has no handle to kill it, and the worker (a session of
             # its own) would measure on, orphaned. Kill whatever this call started.
             _kill_children_except(children)
             raise
-        extra = self._artifact_extra(artifact)
+        extra["load"] = meter.stop()
         if run.status != "ok":
-            status = run.status
-            if status == "failed" and known_issue(cell.variant, cell.runtime):
-                status = "unsupported"
+            status, issue = run.status, None
+            if status == "failed" or status == "unsupported":
+                status, issue = failure_status(cell, run.error)
+            if issue:
+                extra["known_issue"] = issue
             return self.record(cell, status, artifact, metrics=run.metrics, error=run.error,
                                started=started, extra=extra)
         metrics = dict(run.metrics)
-        metrics["latency"] = summarize(metrics.pop("samples_ms"))
+        metrics["latency"] = summarize(metrics.pop("samples_ms"),
+                                       warmup_samples=metrics.get("warmup_ms"),
+                                       steady=metrics.get("steady"))
+        metrics["memory"] = {"peak_rss_bytes": metrics.get("peak_rss_bytes"),
+                             "memory_metric": "worker-peak-rss"}
         metrics["fidelity"] = safe_fidelity(run.outputs, artifact, self.store)
         return self.record(cell, "ok", artifact, metrics=metrics, started=started, extra=extra)
 
@@ -180,14 +310,10 @@ class Bench:
             if out_io.get("dtype") in ("int8", "uint8") else None,
             "returnOutputs": self._return_outputs(artifact),
             "loadTimeoutMs": self.protocol.timeout_s * 1000,
-            "protocol": {"warmup": self.protocol.warmup, "minRuns": self.protocol.min_runs,
-                         "minSeconds": self.protocol.min_seconds,
-                         "maxRuns": self.protocol.max_runs,
-                         "maxSeconds": self.protocol.max_seconds},
-            # TF.js uses hardwareConcurrency/2 threads; never more than this host has cores,
-            # or oversubscribed threads would measure the host's scheduler, not the phone.
-            "wasmThreads": max(1, min(int(profile.cores) // 2, os.cpu_count() or 1))
-            if profile else None,
+            "protocol": self.protocol.to_js(),
+            # The cell's thread count: min(phone cores, host cores) (or 1 under the DevTools
+            # fallback), the same on the host and the phones it is compared with.
+            "wasmThreads": cell.threads,
         }
         images = self._eval_images(artifact)
         if images is not None:
@@ -212,66 +338,165 @@ class Bench:
         per_image = 4 * int(np.prod(shape))
         return min(self.matrix.fidelity_images, max(0, MAX_OUTPUT_BYTES // per_image))
 
-    def run_browser(self, cell: Cell, artifact: Artifact, session, server_url: str,
-                    calibration) -> dict:
+    def _page_options(self, cell: Cell, profile) -> dict:
+        """How open_page emulates the profile for this cell: DevTools CPU rate (fallback only),
+        the hardwareConcurrency override (TF.js WASM uses min(threads, cores / 2) threads)."""
+        emulated = profile.emulated and not profile.is_host
+        rate = 1.0
+        if emulated and not self.emulation.all_threads:
+            rate = self.targets.get(cell.device, 1.0)
+        cores = int(profile.cores) if emulated else self.host_cores
+        if cell.threads:
+            cores = max(cores, 2 * int(cell.threads))
+        return {"factor": rate, "cores": cores}
+
+    def run_browser(self, cell: Cell, artifact: Artifact, session, server_url: str) -> dict:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         from edge.farm.browser import (
             HarnessError,
             HarnessTimeout,
+            RendererSampler,
             cdp_metrics,
             open_page,
-            renderer_memory,
             run_harness,
         )
+        from edge.farm.load import LoadMeter
         from edge.farm.protocol import summarize
 
         profile = self.catalog[cell.device]
         started = _now()
         extra = {**self._artifact_extra(artifact),
-                 "calibration": _calibration_dict(calibration),
                  "download_s_estimated": round(
                      profile.network.download_seconds(artifact.manifest["gzip_bytes"]), 3),
                  "network": profile.network.name}
+        emulated = profile.emulated and not profile.is_host
+        if emulated and cell.runtime in GPU_RUNTIMES:
+            return self.record(cell, "unsupported", artifact, started=started, extra=extra,
+                               error=GPU_NOT_EMULATED)
+        options = self._page_options(cell, profile)
+        group = self.group(cell.device, "browser") if emulated else None
+        session.place(group)
         context = None
+        meter = None
         try:
-            context, page, cdp = open_page(session, server_url, profile,
-                                           calibration.factor if calibration else 1.0,
-                                           timeout_s=self.protocol.timeout_s)
-            result = run_harness(page, self.harness_config(cell, artifact, profile),
-                                 self.protocol.timeout_s)
-            memory = {**(result.get("memory") or {}), **cdp_metrics(cdp), **renderer_memory()}
+            if group is not None:
+                cal_art = self.calibration_artifact(cell)
+                context, page, _ = open_page(session, server_url, profile, options["factor"],
+                                             timeout_s=self.protocol.timeout_s,
+                                             cores=options["cores"])
+                page.evaluate("cfg => edgeHarness.prepare(cfg)",
+                              self.harness_config(cell, cal_art, profile))
+                self.calibrate(cell, lambda: page.evaluate(
+                    "n => edgeHarness.timeRuns(n)", _probe_runs_page(page)),
+                    _workload_name(cal_art), group)
+                page.evaluate("() => edgeHarness.release()")
+                context.close()
+                context = None
+            meter = LoadMeter.start()
+            context, page, cdp = open_page(session, server_url, profile, options["factor"],
+                                           timeout_s=self.protocol.timeout_s,
+                                           cores=options["cores"])
+            with RendererSampler() as sampler:
+                result = run_harness(page, self.harness_config(cell, artifact, profile),
+                                     self.protocol.timeout_s)
+            extra["load"] = meter.stop()
+            memory = {**_browser_memory(result.get("memory") or {}), **cdp_metrics(cdp),
+                      **sampler.summary()}
         except (PlaywrightTimeout, HarnessTimeout):
+            if meter is not None:
+                extra["load"] = meter.stop()
             return self.record(cell, "timeout", artifact, started=started, extra=extra,
                                error=f"no result within {self.protocol.timeout_s:.0f} s")
         except (PlaywrightError, HarnessError) as exc:
-            return self.record(cell, "failed", artifact, started=started, extra=extra,
-                               error=f"browser: {str(exc).strip().splitlines()[0]}")
+            if meter is not None:
+                extra["load"] = meter.stop()
+            error = f"browser: {str(exc).strip().splitlines()[0]}"
+            status, issue = failure_status(cell, error)
+            if issue:
+                extra["known_issue"] = issue
+            return self.record(cell, status, artifact, started=started, extra=extra,
+                               error=error)
         finally:
             if context is not None:
                 try:
                     context.close()
                 except Exception:  # noqa: BLE001 - the page or browser may be gone
                     pass
+        facts = result.get("facts") or {}
         metrics = {"load_ms": result.get("loadMs"),
                    "first_inference_ms": result.get("firstInferenceMs"),
                    "warmup_ms": result.get("warmupMs"), "memory": memory,
-                   "backend": {"name": result.get("backend"), **(result.get("facts") or {})},
-                   "tfjs_version": result.get("tfjsVersion"), "pse": result.get("pse")}
+                   "backend": {"name": result.get("backend"), **facts},
+                   "tfjs_version": result.get("tfjsVersion"), "pse": result.get("pse"),
+                   "stop_reason": result.get("stopReason"),
+                   "page": {"cpu_throttling_rate": options["factor"],
+                            "hardware_concurrency": options["cores"]}}
+        if cell.runtime in GPU_RUNTIMES:
+            extra["gpu"] = gpu_field(cell.runtime, facts)
         if result.get("error"):
-            status = "unsupported" if result.get("unsupported") or known_issue(
-                cell.variant, cell.runtime) else "failed"
+            status, issue = failure_status(cell, result["error"])
+            if issue:
+                extra["known_issue"] = issue
             return self.record(cell, status, artifact, metrics=metrics, error=result["error"],
                                started=started, extra=extra)
         samples = result.get("samplesMs") or []
         if not samples:
             return self.record(cell, "failed", artifact, metrics=metrics, started=started,
                                extra=extra, error="harness returned no timed runs")
-        metrics["latency"] = summarize(samples)
+        metrics["latency"] = summarize(samples, warmup_samples=result.get("warmupMs"),
+                                       steady=result.get("steady"))
         metrics["fidelity"] = safe_fidelity(decode_outputs(result.get("outputs")), artifact,
                                             self.store)
         return self.record(cell, "ok", artifact, metrics=metrics, started=started, extra=extra)
+
+
+def _browser_memory(page_memory: dict) -> dict:
+    """The page's memory figures under names that say what they are."""
+    out = dict(page_memory)
+    for old in ("tfPeakBytes", "wasmHeapBytes"):  # superseded names
+        out.pop(old, None)
+    if "wasmHeapCapacityBytes" in out:
+        out["wasm_heap_capacity_bytes"] = out.pop("wasmHeapCapacityBytes")
+    return out
+
+
+def gpu_field(runtime: str, facts: dict) -> dict:
+    """The renderer a GPU cell ran on, and whether it is software (the host's rasterizer)."""
+    if runtime == "tfjs-webgpu":
+        adapter = facts.get("webgpu") or {}
+        renderer = " ".join(str(adapter.get(k)) for k in ("vendor", "architecture",
+                                                          "description") if adapter.get(k))
+        software = bool(adapter.get("isFallbackAdapter")) or "swiftshader" in renderer.lower()
+        return {"renderer": renderer or None, "software": software}
+    gl = facts.get("webgl") or {}
+    renderer = gl.get("renderer")
+    text = f"{renderer or ''} {gl.get('vendor') or ''}".lower()
+    software = any(s in text for s in ("swiftshader", "llvmpipe", "software"))
+    return {"renderer": renderer, "software": software}
+
+
+def _workload_name(artifact: Artifact) -> str:
+    m = artifact.manifest
+    return f"{m['model'].get('slug') or m['model'].get('name')} {m['variant']}"
+
+
+def _probe_runs(worker) -> int:
+    """Runs per calibration probe: about 0.4 s of unthrottled work, 5 to 30 runs."""
+    if not hasattr(worker, "_probe_n"):
+        first = worker.time(3)
+        worker._probe_n = max(5, min(30, round(400 / max(0.5, float(np.median(first))))))
+    return worker._probe_n
+
+
+def _probe_runs_page(page) -> int:
+    n = getattr(page, "_edge_probe_n", None)
+    if n is None:
+        first = page.evaluate("n => edgeHarness.timeRuns(n)", 3)
+        n = max(5, min(30, round(400 / max(0.5, float(np.median(first))))))
+        page._edge_probe_n = n
+    return n
 
 
 def _child_pids() -> set[int]:
@@ -300,13 +525,6 @@ def _kill_children_except(keep: set[int]) -> None:
             pass
 
 
-def _calibration_dict(cal) -> dict | None:
-    if cal is None:
-        return None
-    return {"host_index": cal.host_index, "target_index": cal.target_index,
-            "factor": cal.factor, "clamped": cal.clamped, "warning": cal.warning}
-
-
 def _now() -> str:
     from datetime import UTC, datetime
 
@@ -314,49 +532,92 @@ def _now() -> str:
 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store, results,
-               run_id: str, protocol, catalog: dict, console) -> dict:
-    """Measure every cell not yet in `results`; returns counts by status."""
+               run_id: str, protocol, catalog: dict, console, emulation=None) -> dict:
+    """Measure every cell not yet in `results`; returns counts by status.
+
+    Host cells run first (the emulated cells' achieved slowdown is their p50 against the host's
+    same cell), then each device's native and browser cells. Each cell records the competing
+    load measured during it."""
+    from edge.farm.emulation import choose_emulation
     from edge.results.store import cell_id, host_metadata
 
     host = host_metadata()
-    bench = Bench(matrix, artifacts, store, results, run_id, protocol, catalog, host, console)
+    own_emulation = emulation is None
+    emulation = emulation or choose_emulation()
+    bench = Bench(matrix, artifacts, store, results, run_id, protocol, catalog, host, console,
+                  emulation=emulation)
+    cells = resolve_threads(cells, catalog, emulation)
     done = results.done_cells()
     pending = [c for c in cells if cell_id(**c.as_dict()) not in done]
     if not pending:
         console.print(f"run {run_id}: all {len(cells)} cells already measured")
         return {}
+    console.print(f"emulation: {emulation.method}"
+                  + (f" ({escape(emulation.reason)})" if emulation.reason else ""))
+    for c in pending:
+        if c.threads and c.threads > bench.host_cores:
+            console.print(f"[yellow]warning:[/] {escape(cell_id(**c.as_dict()))}: {c.threads} "
+                          f"threads on a {bench.host_cores}-core host (oversubscribed: "
+                          "recorded as such)")
+    order = {id(c): i for i, c in enumerate(pending)}
+    pending.sort(key=lambda c: (c.device != "host", c.device, not c.native, order[id(c)]))
     counts: dict[str, int] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
-        task = progress.add_task("measuring", total=len(pending))
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("measuring", total=len(pending))
 
-        def finish(rec: dict) -> None:
-            counts[rec["status"]] = counts.get(rec["status"], 0) + 1
-            progress.advance(task)
-            lat = (rec.get("metrics") or {}).get("latency") or {}
-            figure = f"p50 {lat['p50']:.1f} ms" if lat else (rec.get("error") or "")[:80]
-            progress.console.print(escape(
-                f"  {rec['status']:11} {rec['cell_id']}  {figure}"))
+            def finish(rec: dict) -> None:
+                counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+                progress.advance(task)
+                lat = (rec.get("metrics") or {}).get("latency") or {}
+                figure = f"p50 {lat['p50']:.1f} ms" if lat else (rec.get("error") or "")[:80]
+                emu = rec.get("emulation") or {}
+                if emu.get("achieved_slowdown"):
+                    figure += (f"  x{emu['achieved_slowdown']:.2f} "
+                               f"(target {emu['target_slowdown']:.2f})")
+                if (rec.get("load") or {}).get("busy"):
+                    figure += f"  BUSY host ({rec['load']['other_cores']:.2f} cores)"
+                progress.console.print(escape(
+                    f"  {rec['status']:11} {rec['cell_id']}  {figure}"))
 
-        def checked(cell: Cell) -> Artifact | None:
-            artifact = artifacts[(cell.model, cell.variant)]
-            problem = verify_artifact(artifact)
-            if problem:
-                finish(bench.record(cell, "failed", artifact, error=problem, started=_now()))
-                return None
-            return artifact
+            def checked(cell: Cell) -> Artifact | None:
+                artifact = artifacts[(cell.model, cell.variant)]
+                problem = verify_artifact(artifact)
+                if problem:
+                    finish(bench.record(cell, "failed", artifact, error=problem,
+                                        started=_now()))
+                    return None
+                return artifact
 
-        for cell in [c for c in pending if c.native]:
-            artifact = checked(cell)
-            if artifact is not None:
-                finish(bench.run_native(cell, artifact))
-        browser_cells = [c for c in pending if not c.native]
-        if browser_cells:
-            _run_browser_cells(bench, browser_cells, checked, finish, catalog, store)
+            _run_cells(bench, pending, checked, finish, catalog, store)
+    finally:
+        if own_emulation:
+            emulation.close()
     return counts
 
 
-def _run_browser_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
+def resolve_threads(cells: list[Cell], catalog: dict, emulation) -> list[Cell]:
+    """Browser cells get their WASM thread count: min(phone cores, host cores), the host's
+    cores on the host (so host and phone cells compare at the same threads), 1 under the
+    DevTools fallback. GPU cells have none."""
+    import dataclasses
+
+    host_cores = os.cpu_count() or 1
+    out = []
+    for c in cells:
+        if not c.native and c.threads is None and c.runtime not in GPU_RUNTIMES:
+            profile = catalog.get(c.device)
+            cores = host_cores if profile is None or profile.is_host else profile.cores
+            if profile is not None and profile.endpoint:  # a real device: its own default
+                out.append(c)
+                continue
+            c = dataclasses.replace(c, threads=emulation.browser_threads(cores, host_cores))
+        out.append(c)
+    return out
+
+
+def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
     from edge.farm.browser import (
         WEB_DIR,
         BrowserSession,
@@ -366,31 +627,50 @@ def _run_browser_cells(bench: Bench, cells, checked, finish, catalog, store) -> 
     )
     from edge.farm.server import LoopbackServer
 
+    browser_cells = [c for c in cells if not c.native]
+    emulated = [c for c in cells if c.device != "host" and catalog.get(c.device) is not None
+                and catalog[c.device].emulated]
+    if not browser_cells and not emulated:
+        for cell in cells:
+            artifact = checked(cell)
+            if artifact is not None:
+                finish(bench.run_native(cell, artifact))
+        return
     ensure_web_runtime()
     bench.data_dir.mkdir(parents=True, exist_ok=True)
     roots = {"harness": WEB_DIR, "node_modules": WEB_DIR / "node_modules",
              "artifacts": Path(store.root), "data": bench.data_dir}
     info = resolve_browser()
-    with LoopbackServer(roots) as server, BrowserSession(info) as session:
-        host_index = host_benchmark_index(session, server.url)
-        calibrations = {name: p.slowdown(host_index) for name, p in catalog.items()}
-        for name, cal in calibrations.items():
+    root_group = bench.emulation.controller
+    with LoopbackServer(roots) as server, BrowserSession(info, root=root_group) as session:
+        session.place(None)
+        bench.host_index = host_benchmark_index(session, server.url)
+        for name, p in catalog.items():
+            cal = p.slowdown(bench.host_index)
+            bench.targets[name] = cal.factor
             if cal.warning and any(c.device == name for c in cells):
                 bench.console.print(f"[yellow]warning:[/] {escape(cal.warning)}")
         for cell in cells:
             artifact = checked(cell)
             if artifact is None:
                 continue
-            finish(bench.run_browser(cell, artifact, session, server.url,
-                                     calibrations.get(cell.device)))
+            if cell.native:
+                session.place(None)
+                finish(bench.run_native(cell, artifact))
+            else:
+                finish(bench.run_browser(cell, artifact, session, server.url))
             time.sleep(0.05)
 
 
 def summary_table(records: list[dict]) -> Table:
+    """One row per record: p50 with its 95 % interval, p90 where enough runs support it, the
+    emulation's achieved against target slowdown (`!` off target), `busy` when other processes
+    competed for the CPU, `~` when the spread is wide."""
     table = Table(title="measurements (emulated phones are estimates)")
     for col in ("model", "variant", "runtime", "device", "status", "load ms", "first ms",
-                "p50 ms", "p90 ms", "fidelity"):
-        table.add_column(col, no_wrap=True, justify="right" if "ms" in col else "left")
+                "p50 ms", "95% CI", "p90 ms", "slowdown", "fidelity"):
+        table.add_column(col, no_wrap=True,
+                         justify="right" if "ms" in col or col == "slowdown" else "left")
     for r in records:
         m = r.get("metrics") or {}
         lat = m.get("latency") or {}
@@ -404,9 +684,18 @@ def summary_table(records: list[dict]) -> Table:
         load = m.get("load_ms")
         first = m.get("first_inference_ms", m.get("first_invoke_ms"))
         wide = " ~" if lat.get("wide") else ""
+        ci = lat.get("ci95")
+        ci_text = f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "-"
+        emu = r.get("emulation") or {}
+        slow = "-"
+        if emu:
+            got = emu.get("achieved_slowdown")
+            slow = (f"{got:.2f}" if got is not None else "?") + \
+                f"/{emu.get('target_slowdown', 0):.2f}" + ("!" if emu.get("off_target") else "")
+        status = r["status"] + (" busy" if (r.get("load") or {}).get("busy") else "")
         table.add_row(escape(r["model"]), r["variant"], r["runtime"], escape(device),
-                      r["status"], fmt(load), fmt(first), fmt(lat.get("p50")) + wide,
-                      fmt(lat.get("p90")), fid)
+                      status, fmt(load), fmt(first), fmt(lat.get("p50")) + wide, ci_text,
+                      fmt(lat.get("p90")), slow, fid)
     return table
 
 

@@ -73,17 +73,44 @@ def ensure_web_runtime() -> None:
     subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WEB_DIR, check=True)
 
 
-def renderer_memory(root_pid: int | None = None) -> dict:
-    """RSS and USS of the busiest page renderer among this process's descendants."""
-    best = None
-    for proc in page_renderers(root_pid):
-        try:
-            info = proc.memory_full_info()
-        except psutil.Error:
-            continue
-        if best is None or info.rss > best["renderer_rss"]:
-            best = {"renderer_rss": info.rss, "renderer_uss": getattr(info, "uss", None)}
-    return best or {}
+class RendererSampler:
+    """Samples the page renderers' RSS every `interval_s` while a run is measured: the peak is
+    a sampled maximum over the run, not a snapshot after it."""
+
+    def __init__(self, interval_s: float = 0.1):
+        self.interval_s = interval_s
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        procs: list[psutil.Process] = []
+        while not self._stop.is_set():
+            if self.samples % 10 == 0:  # the renderer list is looked up once a second
+                procs = page_renderers()
+            for proc in procs:
+                try:
+                    rss = proc.memory_info().rss
+                except psutil.Error:
+                    continue
+                self.peak = max(self.peak, rss)
+            self.samples += 1
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> RendererSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def summary(self) -> dict:
+        if not self.samples or not self.peak:
+            return {}
+        return {"peak_rss_bytes": self.peak, "memory_metric": "renderer-peak-rss",
+                "rss_samples": self.samples, "rss_interval_s": self.interval_s}
 
 
 class HarnessError(EdgeError):
@@ -93,13 +120,15 @@ class HarnessError(EdgeError):
 class BrowserSession:
     """One Playwright driver and one browser, relaunched when it dies."""
 
-    def __init__(self, info: BrowserInfo, headless: bool = True):
+    def __init__(self, info: BrowserInfo, headless: bool = True, root=None):
         self.info = info
         self.headless = headless
         self._pw = None
         self._browser = None
         self._remote: dict[str, object] = {}
         self.launches = 0
+        self._root = root  # a CgroupController: where unthrottled browsers go back to
+        self._group = None  # the CpuGroup the local browser runs in (None: the root)
 
     def __enter__(self) -> BrowserSession:
         from playwright.sync_api import sync_playwright
@@ -129,7 +158,35 @@ class BrowserSession:
             self._browser = self._pw.chromium.launch(
                 executable_path=self.info.path, headless=self.headless, args=list(LAUNCH_ARGS))
             self.launches += 1
+            if self._root is not None:  # a relaunched browser goes where the old one was
+                self._move(self._group)
         return self._browser
+
+    def browser_pids(self) -> list[int]:
+        """The local browser's processes (browser, zygotes, GPU, utility, renderers)."""
+        pids = []
+        for proc in psutil.Process().children(recursive=True):
+            try:
+                name = proc.name().lower()
+            except psutil.Error:
+                continue
+            if "chrom" in name or "headless_shell" in name:
+                pids.append(proc.pid)
+        return pids
+
+    def place(self, group) -> None:
+        """Run the local browser's whole process tree in `group` (a CpuGroup: CPU bandwidth
+        control of every thread, renderers forked later included), or back in the root group
+        (None). No-op without cgroups."""
+        self._group = group
+        if self._root is not None and self._browser is not None:
+            self._move(group)
+
+    def _move(self, group) -> None:
+        from edge.farm.emulation import CpuGroup
+
+        target = group if group is not None else CpuGroup(self._root.root, self._root.version)
+        target.add_tree(self.browser_pids())
 
     def version(self) -> str:
         return self.browser().version
@@ -139,8 +196,10 @@ class BrowserSession:
 
 
 def open_page(session: BrowserSession, server_url: str, profile=None, factor: float = 1.0,
-              timeout_s: float = 60.0):
-    """A fresh context and page on the harness, emulating `profile` (descriptor, cores, CPU)."""
+              timeout_s: float = 60.0, cores: int | None = None):
+    """A fresh context and page on the harness, emulating `profile` (descriptor; CPU rate
+    `factor` through DevTools, which slows the main thread only; `cores` as
+    navigator.hardwareConcurrency, default the profile's for an emulated phone)."""
     from playwright.sync_api import Error as PlaywrightError
 
     endpoint = getattr(profile, "endpoint", None)
@@ -161,11 +220,14 @@ def open_page(session: BrowserSession, server_url: str, profile=None, factor: fl
         page = context.new_page()
         page.set_default_timeout(timeout_s * 1000)
         cdp = context.new_cdp_session(page)
-        if profile is not None and profile.emulated and not profile.is_host:
-            if factor > 1.0:
-                cdp.send("Emulation.setCPUThrottlingRate", {"rate": factor})
+        local = profile is not None and not getattr(profile, "endpoint", None)
+        if local and factor > 1.0:
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": factor})
+        if cores is None and local and profile.emulated and not profile.is_host:
+            cores = int(profile.cores)
+        if local and cores:
             cdp.send("Emulation.setHardwareConcurrencyOverride",
-                     {"hardwareConcurrency": int(profile.cores)})
+                     {"hardwareConcurrency": int(cores)})
         page.goto(f"{server_url}/harness/index.html")
         page.wait_for_function(
             "() => document.title === 'ready' || document.title.startsWith('error')")

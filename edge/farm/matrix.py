@@ -18,6 +18,8 @@ from edge.errors import EdgeError
 
 MATRIX_FILE = Path("device_matrix.toml")
 NATIVE_RUNTIMES = ("litert", "tflite-runtime")
+#: Browser runtimes that run on the GPU: never emulated (the host's GPU is not a phone's).
+GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu")
 PRESETS = ("default", "full", "smoke")
 
 _BUILD_KEYS = {"models": list, "variants": list, "jobs": int, "build_dir": str}
@@ -98,7 +100,9 @@ def _expand(rule: dict, slugs, variants, devices, threads) -> list[Cell]:
     for runtime in rule.get("runtimes", list(RUNTIMES)):
         fmt = RUNTIMES[runtime]
         native = runtime in NATIVE_RUNTIMES
-        rule_devices = ["host"] if native else rule.get("devices", devices)
+        # Native runtimes run on the host unless a rule names devices (then each emulated
+        # phone's CPU is emulated by bandwidth control).
+        rule_devices = rule.get("devices", ["host"] if native else devices)
         rule_threads = rule.get("threads", threads) if native else [None]
         for model in models:
             for variant in chosen_variants:

@@ -1,12 +1,19 @@
 """The measurement protocol shared by the browser harness and the TFLite runner.
 
 One *cell* (model x variant x runtime x device) is measured as in TFLite's ``benchmark_model`` and
-pyperf: ``warmup`` warm-up runs first (recorded apart, excluded from the statistics), then timed
-runs until the stopping rule `Protocol.done` holds -- at least ``min_runs`` runs *and* at least
-``min_seconds`` of timed time, but never more than ``max_runs`` runs, and (adaptive run count)
-no more than ``max_seconds`` of timed time once three runs are in. ``timeout_s`` is the
-deadline for the whole cell (warm-up included); a cell that misses it is recorded with status
-``timeout``.
+pyperf, with the rules of `edge.farm.stopping` (their one Python definition; the harness runs the
+same rules from ``devices/web/stopping.js``):
+
+- warm-up runs first, recorded apart and excluded from the statistics: at least ``warmup``
+  runs, then until the latency is *steady* (the median of the last five runs within
+  ``steady_tol`` of the five before), but no more than ``max_warmup`` runs or
+  ``max_warmup_seconds`` (then the cell is recorded as not steady);
+- then timed runs until the 95 % confidence interval of the median is within ``target_ci`` of
+  the median (after at least ``min_runs`` runs and ``min_seconds`` of timed time), or until
+  ``max_runs`` runs, or ``max_seconds`` of timed time once three runs are in.
+
+``timeout_s`` is the deadline for the whole cell (warm-up included); a cell that misses it is
+recorded with status ``timeout``. The defaults live in `edge.farm.stopping.DEFAULTS`.
 
 `summarize` turns the timed samples (milliseconds) into the statistics stored with each record.
 """
@@ -21,6 +28,11 @@ from typing import Any
 import numpy as np
 
 from edge.errors import SpecError
+from edge.farm import stopping
+from edge.farm.stopping import DEFAULTS, MIN_RUNS_FLOOR
+
+__all__ = ["DEFAULTS", "MIN_RUNS_FLOOR", "PRESETS", "WIDE_CV", "Protocol", "ProtocolError",
+           "summarize"]
 
 #: pyperf warns that a benchmark "seems unstable" when its standard deviation reaches 10% of
 #: its mean; records carry the same flag as ``wide``.
@@ -32,11 +44,12 @@ class ProtocolError(SpecError, ValueError):
 
 
 #: Field name -> expected type (an int field takes only integers; a float field any number).
-_KINDS: dict[str, type] = {"warmup": int, "min_runs": int, "min_seconds": float,
-                           "max_runs": int, "max_seconds": float, "timeout_s": float}
+_KINDS: dict[str, type] = {name: type(value) for name, value in DEFAULTS.items()}
 
-#: Even a cell that hits ``max_seconds`` keeps at least this many timed runs.
-MIN_RUNS_FLOOR = 3
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
 
 def _check(v: Mapping[str, Any], source: str | None) -> None:
@@ -54,16 +67,18 @@ def _check(v: Mapping[str, Any], source: str | None) -> None:
     def bad(name: str, why: str) -> ProtocolError:
         return ProtocolError(f"{where}protocol field {name!r} {why}, got {v[name]!r}")
 
-    if v["warmup"] < 0:
-        raise bad("warmup", "must be >= 0")
+    for name in ("warmup", "max_warmup", "max_warmup_seconds", "steady_tol", "min_seconds",
+                 "target_ci"):
+        if v[name] < 0:
+            raise bad(name, "must be >= 0")
     if v["min_runs"] < 1:
         raise bad("min_runs", "must be >= 1")
-    if v["min_seconds"] < 0:
-        raise bad("min_seconds", "must be >= 0")
     if v["max_runs"] < 1:
         raise bad("max_runs", "must be >= 1")
     if v["timeout_s"] <= 0:
         raise bad("timeout_s", "must be > 0")
+    if v["max_warmup"] < v["warmup"]:
+        raise bad("max_warmup", f"must be at least warmup ({v['warmup']})")
     if v["min_runs"] > v["max_runs"]:
         raise bad("min_runs", f"must not exceed max_runs ({v['max_runs']})")
     if v["max_seconds"] < v["min_seconds"]:
@@ -74,14 +89,19 @@ def _check(v: Mapping[str, Any], source: str | None) -> None:
 
 @dataclass(frozen=True)
 class Protocol:
-    """How many times to run one cell, and for how long. Validated on construction."""
+    """How long to warm up one cell and how many timed runs to take (the rules are
+    `edge.farm.stopping`'s). Validated on construction."""
 
-    warmup: int = 3  # warm-up runs, recorded apart, excluded from statistics
-    min_runs: int = 10  # at least this many timed runs ...
-    min_seconds: float = 1.0  # ... and at least this much timed time ...
-    max_runs: int = 200  # ... but never more than this (cap)
-    max_seconds: float = 20.0  # adaptive: slow cells stop after this much timed time (>= 3 runs)
-    timeout_s: float = 120.0  # deadline for one cell
+    warmup: int = DEFAULTS["warmup"]  # warm-up runs at least ...
+    max_warmup: int = DEFAULTS["max_warmup"]  # ... at most, steady or not ...
+    max_warmup_seconds: float = DEFAULTS["max_warmup_seconds"]  # ... and for no longer
+    steady_tol: float = DEFAULTS["steady_tol"]  # steady: window medians within this (relative)
+    min_runs: int = DEFAULTS["min_runs"]  # timed runs: at least this many ...
+    min_seconds: float = DEFAULTS["min_seconds"]  # ... and at least this much timed time ...
+    max_runs: int = DEFAULTS["max_runs"]  # ... but never more than this (cap)
+    max_seconds: float = DEFAULTS["max_seconds"]  # slow cells stop after this (>= 3 runs)
+    target_ci: float = DEFAULTS["target_ci"]  # stop once the median's 95 % CI is within this
+    timeout_s: float = DEFAULTS["timeout_s"]  # deadline for one cell
 
     def __post_init__(self) -> None:
         self.validate()
@@ -94,7 +114,13 @@ class Protocol:
         _check(asdict(self), source)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, snake_case: what the native worker and `from_dict` read."""
         return asdict(self)
+
+    def to_js(self) -> dict[str, Any]:
+        """Every field with camelCase keys (``minRuns``, ``targetCi``, ``timeoutS``...): the
+        ``protocol`` of the browser harness's config, read by ``devices/web/stopping.js``."""
+        return {_camel(name): value for name, value in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "protocol") -> Protocol:
@@ -113,32 +139,38 @@ class Protocol:
         _check(merged, source)
         return cls(**merged)
 
-    def done(self, runs: int, elapsed_s: float) -> bool:
-        """The stopping rule, after ``runs`` timed runs taking ``elapsed_s`` seconds of timed
-        time: stop at the cap, or once both the minimum count and the minimum time are met, or
-        (adaptive run count, for slow cells) once ``max_seconds`` of timed time is spent and at
-        least `MIN_RUNS_FLOOR` runs are in."""
-        return (runs >= self.max_runs
-                or (runs >= self.min_runs and elapsed_s >= self.min_seconds)
-                or (runs >= MIN_RUNS_FLOOR and elapsed_s >= self.max_seconds))
+    def warmup_done(self, samples_ms: Sequence[float]) -> tuple[bool, bool]:
+        """(done, steady) after the warm-up runs ``samples_ms``: `stopping.warmup_done`."""
+        return stopping.warmup_done(list(samples_ms), self.to_dict())
+
+    def sampling_done(self, samples_ms: Sequence[float]) -> tuple[bool, str]:
+        """(done, reason) after the timed runs ``samples_ms``: `stopping.sampling_done`."""
+        return stopping.sampling_done(list(samples_ms), self.to_dict())
 
 
 PRESETS: dict[str, Protocol] = {
-    "smoke": Protocol(warmup=1, min_runs=3, min_seconds=0.2, max_runs=20, max_seconds=5.0,
-                      timeout_s=60.0),
+    "smoke": Protocol(warmup=1, max_warmup=10, max_warmup_seconds=2.0, min_runs=3,
+                      min_seconds=0.2, max_runs=20, max_seconds=5.0, timeout_s=60.0),
     "default": Protocol(),
-    "full": Protocol(warmup=5, min_runs=30, min_seconds=3.0, max_runs=1000, max_seconds=120.0,
+    "full": Protocol(warmup=5, max_warmup=100, max_warmup_seconds=30.0, min_runs=30,
+                     min_seconds=3.0, max_runs=1000, max_seconds=120.0, target_ci=0.02,
                      timeout_s=600.0),
 }
 
 
-def summarize(samples_ms: Sequence[float]) -> dict[str, Any]:
+def summarize(samples_ms: Sequence[float], warmup_samples: Sequence[float] | None = None,
+              steady: bool | None = None) -> dict[str, Any]:
     """Statistics of the timed samples (milliseconds; warm-up runs must not be included).
 
     ``std`` is the sample standard deviation (ddof=1; 0 for a single sample), percentiles are
-    numpy's linear interpolation, ``cv`` is std/mean (0 when the mean is 0, e.g. every sample
-    below a coarse browser timer's resolution), and ``wide`` is pyperf's "unstable" warning:
-    std >= 10% of the mean. Empty, non-finite or negative samples raise `ValueError`."""
+    numpy's linear interpolation, ``p90``/``p99`` are None when too few samples support them
+    (`stopping.percentile_ok`: 20 and 200 samples), ``cv`` is std/mean (0 when the mean is 0,
+    e.g. every sample below a coarse browser timer's resolution), and ``wide`` is pyperf's
+    "unstable" warning: std >= 10% of the mean. ``ci95`` is the distribution-free 95 %
+    confidence interval of the median (`stopping.median_ci95`) and ``ci_rel`` its half-width
+    over the median (None for a zero median with a non-zero width). ``steady`` (did the warm-up
+    settle) and ``warmup_runs`` (``len(warmup_samples)``) are None when not given.
+    Empty, non-finite or negative samples raise `ValueError`."""
     try:
         a = np.asarray(samples_ms, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -156,6 +188,10 @@ def summarize(samples_ms: Sequence[float]) -> dict[str, Any]:
     std = float(a.std(ddof=1)) if n > 1 else 0.0
     p50, p90, p99 = (float(v) for v in np.percentile(a, [50, 90, 99], method="linear"))
     cv = std / mean if mean > 0 else 0.0
+    values = [float(v) for v in a]
+    lo, hi = stopping.median_ci95(values)
+    half = (hi - lo) / 2
+    ci_rel = half / p50 if p50 > 0 else (0.0 if half == 0 else None)
     return {
         "n": n,
         "mean": mean,
@@ -163,9 +199,13 @@ def summarize(samples_ms: Sequence[float]) -> dict[str, Any]:
         "min": float(a.min()),
         "max": float(a.max()),
         "p50": p50,
-        "p90": p90,
-        "p99": p99,
+        "p90": p90 if stopping.percentile_ok(n, 0.90) else None,
+        "p99": p99 if stopping.percentile_ok(n, 0.99) else None,
         "cv": cv,
         "wide": bool(std >= WIDE_CV * mean) if mean > 0 else False,
-        "samples": [round(float(v), 4) for v in a],
+        "ci95": [lo, hi],
+        "ci_rel": ci_rel,
+        "steady": None if steady is None else bool(steady),
+        "warmup_runs": None if warmup_samples is None else len(warmup_samples),
+        "samples": [round(v, 4) for v in values],
     }

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.farm.stopping import DEFAULTS
+
 WORKER = Path(__file__).with_name("tflite_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIMES = ("litert", "tflite-runtime")
 THREAD_SWEEP = (1, 2, 4)
-DEFAULT_PROTOCOL = {"warmup": 3, "min_runs": 10, "min_seconds": 1.0, "max_runs": 200,
-                    "max_seconds": 20.0}
+DEFAULT_PROTOCOL = dict(DEFAULTS)  # every protocol field, edge.farm.stopping's defaults
 TFLITE_RUNTIME_ENV_VAR = "EDGE_TFLITE_RUNTIME_PYTHON"
 TFLITE_RUNTIME_HINT = ("tflite-runtime environment not found: run `nox -s device_matrix` or set "
                        f"{TFLITE_RUNTIME_ENV_VAR}")
@@ -106,6 +107,7 @@ def run_tflite_cell(model_path, *, runtime: str = "litert", threads: int = 2,
                     protocol: dict | None = None, python: str | None = None,
                     images: np.ndarray | None = None, mean=(127.5,) * 3, std=(127.5,) * 3,
                     return_outputs: int = 0, timeout_s: float = 120.0,
+                    cgroup_procs: str | os.PathLike | None = None,
                     _fault: str | None = None) -> TFLiteRun:
     """Measure one .tflite model in a fresh worker process; never raises for what the model or
     the runtime does (a crash, a hang, a rejected op): those come back as the run's status.
@@ -114,6 +116,8 @@ def run_tflite_cell(model_path, *, runtime: str = "litert", threads: int = 2,
     DEFAULT_PROTOCOL's. images: uint8 (N, H, W, 3) evaluation images, preprocessed in the worker
     as (x - mean) / std (then quantized for integer inputs) and cycled through; without them one
     fixed random input. return_outputs: how many images' outputs (float32) come back.
+    cgroup_procs: a cgroup's ``cgroup.procs`` file: the worker moves itself into that group
+    (CPU bandwidth control) before loading the model.
     _fault ("segfault" | "hang" | "exit"), for tests: the worker fails that way after loading.
     """
     if runtime not in RUNTIMES:
@@ -129,6 +133,8 @@ def run_tflite_cell(model_path, *, runtime: str = "litert", threads: int = 2,
            "threads": int(threads), "protocol": {**DEFAULT_PROTOCOL, **(protocol or {})},
            "mean": [float(v) for v in mean], "std": [float(v) for v in std],
            "return_outputs": int(return_outputs)}
+    if cgroup_procs:
+        job["cgroup_procs"] = str(cgroup_procs)
     if _fault:
         job["_fault"] = _fault
 
@@ -199,3 +205,59 @@ def bare_loop_p50(model_path, threads: int, runs: int) -> float:
         interp.get_tensor(out["index"])
         samples.append((time.perf_counter() - start) * 1e3)
     return float(np.median(samples))
+
+
+class TimingWorker:
+    """A worker that keeps one model loaded and times N invokes on request (the emulation's
+    calibration workload): ``with TimingWorker(path, threads=2, cgroup_procs=...) as w:
+    w.time(10)``. The caller changes the group's quota between requests."""
+
+    def __init__(self, model_path, *, runtime: str = "litert", threads: int = 2,
+                 cgroup_procs=None, python: str | None = None, timeout_s: float = 120.0):
+        self.timeout_s = timeout_s
+        python = python or (sys.executable if runtime == "litert" else tflite_runtime_python())
+        if python is None:
+            raise RuntimeError(TFLITE_RUNTIME_HINT)
+        job = {"runtime": runtime, "model_path": str(Path(model_path).resolve()),
+               "threads": int(threads), "serve_timing": True}
+        if cgroup_procs:
+            job["cgroup_procs"] = str(cgroup_procs)
+        self.proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, start_new_session=True)
+        self._send(json.dumps(job))
+        if not self._receive().get("ready"):
+            raise RuntimeError("the timing worker did not load the model")
+
+    def _send(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def _receive(self) -> dict:
+        import select
+
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout_s)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"the timing worker gave no answer within {self.timeout_s:g} s "
+                               f"(exit code {self.proc.poll()})")
+        return json.loads(line)
+
+    def time(self, n: int) -> list[float]:
+        self._send(str(int(n)))
+        return list(self._receive()["samples_ms"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self._send("0")
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                _kill_group(self.proc)
+                self.proc.wait()
+
+    def __enter__(self) -> TimingWorker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

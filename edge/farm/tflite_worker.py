@@ -2,12 +2,13 @@
 
 Self-contained on purpose: it runs under interpreters that do not have the `edge` package (the
 tflite-runtime environment, built against NumPy 1.x), so it imports only the standard library,
-NumPy and the interpreter module the job names. The runner (edge.farm.tflite_runner) starts it as
-`python path/to/tflite_worker.py`, writes the job as JSON on stdin and reads the record from
-stdout; everything else, including native runtime logs, goes to stderr.
+NumPy and the interpreter module the job names; the protocol's rules come from stopping.py
+next to it, loaded by path (standard library only). The runner (edge.farm.tflite_runner) starts
+it as `python path/to/tflite_worker.py`, writes the job as JSON on stdin and reads the record
+from stdout; everything else, including native runtime logs, goes to stderr.
 
 Job: {"runtime": "litert" | "tflite-runtime", "model_path": str, "threads": int,
-      "protocol": {"warmup", "min_runs", "min_seconds", "max_runs"},
+      "protocol": {field: value} with the fields of stopping.DEFAULTS (missing ones default),
       "images_path": optional .npy of uint8 (N, H, W, 3), "mean": [3], "std": [3],
       "return_outputs": int, "_fault": optional "segfault" | "hang" | "exit" (tests only)}
 """
@@ -16,12 +17,14 @@ import os
 import sys
 
 # Run as a script, Python puts this file's folder first on sys.path, where a sibling module
-# (edge/farm/*.py) could shadow a standard-library one. Nothing is imported from there.
+# (edge/farm/*.py) could shadow a standard-library one. Only stopping.py is loaded from there,
+# by path.
 if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]
 
 import base64
 import faulthandler
+import importlib.util
 import json
 import resource
 import signal
@@ -35,10 +38,18 @@ RUNTIMES = {
     "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
     "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
 }
-DEFAULT_PROTOCOL = {"warmup": 3, "min_runs": 10, "min_seconds": 1.0, "max_runs": 200,
-                    "max_seconds": 20.0}
-MIN_RUNS_FLOOR = 3
-UNSUPPORTED_MARKERS = ("didn't find op", "not supported", "unsupported")
+
+
+def load_stopping():
+    """edge/farm/stopping.py, by path: this script's folder is not on sys.path (see above)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stopping.py")
+    spec = importlib.util.spec_from_file_location("edge_farm_stopping", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+stopping = load_stopping()
 
 
 def log(message):
@@ -127,10 +138,11 @@ def prepare_inputs(job, detail):
 
 
 def classify(exc):
+    """Every error is "failed" here: whether a failure is a known incompatibility is decided by
+    the caller, against the known issues' error signatures."""
     text = str(exc).strip()
-    status = "unsupported" if any(m in text.lower() for m in UNSUPPORTED_MARKERS) else "failed"
     first = text.splitlines()[0] if text else ""
-    return status, f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return "failed", f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def fault(kind):
@@ -154,7 +166,7 @@ def measure(job, result):
         raise ValueError(f"unknown runtime {runtime!r}; expected one of {sorted(RUNTIMES)}")
     module_name, distribution = RUNTIMES[runtime]
     threads = int(job.get("threads", 2))
-    protocol = {**DEFAULT_PROTOCOL, **(job.get("protocol") or {})}
+    protocol = {**stopping.DEFAULTS, **(job.get("protocol") or {})}
     result.update(runtime=runtime, model_path=job["model_path"], threads=threads,
                   protocol=protocol, python_version=sys.version.split()[0],
                   numpy_version=np.__version__, cpus=usable_cpus(),
@@ -197,30 +209,31 @@ def measure(job, result):
     run(feeds[0])
     result["first_invoke_ms"] = ms(time.perf_counter_ns() - start)
 
+    # The rules of edge/farm/stopping.py: warm up until steady (or a cap), then time runs until
+    # the median is known precisely enough (or a cap). The timed time is the sum of the samples.
     warmup = []
-    for i in range(int(protocol["warmup"])):
+    while True:
+        done, steady = stopping.warmup_done(warmup, protocol)
+        if done:
+            break
         start = time.perf_counter_ns()
-        run(feeds[(i + 1) % len(feeds)])
+        run(feeds[(len(warmup) + 1) % len(feeds)])
         warmup.append(ms(time.perf_counter_ns() - start))
     result["warmup_ms"] = warmup
+    result["steady"] = steady
 
-    # The stopping rule of edge.farm.protocol.Protocol.done, over the timed time (the sum of
-    # the samples): stop at max_runs, or once both min_runs and min_seconds are reached.
-    min_runs, max_runs = int(protocol["min_runs"]), int(protocol["max_runs"])
-    min_ns = float(protocol["min_seconds"]) * 1e9
-    max_ns = float(protocol.get("max_seconds", DEFAULT_PROTOCOL["max_seconds"])) * 1e9
     samples, timed_ns = [], 0
     while True:
+        done, reason = stopping.sampling_done(samples, protocol)
+        if done:
+            break
         x = feeds[len(samples) % len(feeds)]
         start = time.perf_counter_ns()
         run(x)
         took = time.perf_counter_ns() - start
         samples.append(ms(took))
         timed_ns += took
-        n = len(samples)
-        if (n >= max_runs or (n >= min_runs and timed_ns >= min_ns)
-                or (n >= MIN_RUNS_FLOOR and timed_ns >= max_ns)):
-            break
+    result["stop_reason"] = reason
     result["samples_ms"] = samples
     result["timed_seconds"] = timed_ns / 1e9
 
@@ -233,6 +246,47 @@ def measure(job, result):
     result["peak_rss_bytes"] = peak_rss_bytes()
 
 
+def join_cgroup(job, result):
+    """Move this process into the job's cgroup (its ``cgroup.procs`` file) before any work, so
+    every thread the interpreter starts is under the group's CPU bandwidth limit."""
+    procs = job.get("cgroup_procs")
+    if not procs:
+        return
+    with open(procs, "w") as f:
+        f.write(str(os.getpid()))
+    result["cgroup"] = os.path.dirname(procs)
+
+
+def serve_timing(job, out):
+    """Calibration mode: load the model, then answer each stdin line "N" with the times of N
+    invokes (ms) as one JSON line, until stdin closes. The caller changes the quota between
+    requests."""
+    runtime = job.get("runtime", "litert")
+    module = __import__(RUNTIMES[runtime][0], fromlist=["Interpreter"])
+    interp = module.Interpreter(model_path=job["model_path"], num_threads=int(job["threads"]))
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    rng = np.random.default_rng(0)
+    x = quantize(rng.uniform(-1.0, 1.0, tuple(inp["shape"])).astype(np.float32), inp)
+    for _ in range(2):  # first invoke and one warm-up
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+    out.write(json.dumps({"ready": True}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        n = int(line.strip() or 0)
+        if n <= 0:
+            break
+        samples = []
+        for _ in range(n):
+            start = time.perf_counter_ns()
+            interp.set_tensor(inp["index"], x)
+            interp.invoke()
+            samples.append(ms(time.perf_counter_ns() - start))
+        out.write(json.dumps({"samples_ms": samples}) + "\n")
+        out.flush()
+
+
 def main():
     # The record goes to the real stdout; fd 1 then points at stderr, so that anything else
     # (print calls, native runtime logs) cannot corrupt it.
@@ -242,7 +296,11 @@ def main():
     faulthandler.enable()
     result = {"status": "ok", "error": None, "worker_pid": os.getpid()}
     try:
-        job = json.loads(sys.stdin.read())
+        job = json.loads(sys.stdin.readline())  # the job is one JSON line
+        join_cgroup(job, result)
+        if job.get("serve_timing"):
+            serve_timing(job, result_out)
+            os._exit(0)
         measure(job, result)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record
         result["status"], result["error"] = classify(exc)

@@ -2,17 +2,22 @@
 
 `write_report` reads ``reports/<run-id>/`` (through `edge.report.table`) and writes there:
 
-- ``index.html``: the best variant per device profile under the picker's default budgets and an
-  interactive picker (both computed in the page by ``picker.js``, the same file `edge pick` runs
-  under Node, so page and command line agree), a heatmap of warm p50 per runtime, the counts of
-  ok/failed/timeout/unsupported cells and the run's provenance (host, packages, browser and
-  runtime versions, git commit, protocol, calibration factors per device, emulated or real);
-- ``model-<slug>.html``: one page per model family: a sortable, filterable table of every cell,
-  latency distributions per runtime, a Pareto chart (p50 against fidelity, marker size ~ gzip
-  size) and cold against warm latency;
+- ``index.html``: the run's self-checks (`edge.results.checks`, every check with PASS, FAIL or
+  N/A, failures highlighted), the best variant per device profile under the picker's default
+  budgets and an interactive picker (both computed in the page by ``picker.js``, the same file
+  `edge pick` runs under Node, so page and command line agree), the published reference points
+  against the run's emulated estimates (the emulation error), a heatmap of warm p50 per
+  runtime, the counts of ok/failed/timeout/unsupported cells and the run's provenance (host,
+  packages, browser and runtime versions, git commit, protocol, calibration factors, emulation
+  method and achieved against target slowdown per device, emulated or real);
+- ``model-<slug>.html``: one page per model family: a sortable, filterable table of every cell
+  (with the median's confidence interval, tie group, emulation, competing load, and the
+  renderer of GPU cells), latency distributions per runtime, a Pareto chart (p50 against
+  fidelity, marker size ~ gzip size) and cold against warm latency;
 - ``failures.html``: the cells that did not produce measurements, grouped by their error's
   first line;
-- ``cells.parquet`` / ``cells.csv`` (`edge.report.table.write_tidy`);
+- ``cells.parquet`` / ``cells.csv`` (`edge.report.table.write_tidy`) and ``checks.json``
+  (`edge.results.checks.checks_json`);
 - the assets: ``plotly.min.js`` (from the installed plotly package: no CDN, the report works
   offline), ``picker.js``, ``report.js``, ``report.css``;
 
@@ -44,7 +49,8 @@ from typing import Any
 import pandas as pd
 
 from edge.errors import EdgeError
-from edge.report.table import load_run, tidy, write_tidy
+from edge.report.table import GPU_RUNTIMES, load_run, tidy, write_tidy
+from edge.results.checks import FAIL, NA, PASS, checks_json, self_checks
 from edge.results.store import latest_run
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -53,12 +59,14 @@ STATIC_ASSETS = ("picker.js", "report.js", "report.css")
 PLOTLY_JS = "plotly.min.js"
 LATEST = "latest"
 LATEST_TXT = "latest.txt"
+CHECKS_NAME = "checks.json"
 #: Statuses counted on the overview, in this order (any other status is counted too).
 STATUSES = ("ok", "failed", "timeout", "unsupported")
 DASH = "\u2014"
 TIMES = "\u00d7"
 
-__all__ = ["write_report", "script_json", "family_slugs", "error_key", "point_latest"]
+__all__ = ["write_report", "script_json", "family_slugs", "error_key", "point_latest",
+           "reference_rows", "CHECKS_NAME"]
 
 
 # -- escaping -----------------------------------------------------------------------------------
@@ -155,8 +163,23 @@ def _devices(df: pd.DataFrame, records: list[Mapping[str, Any]]) -> list[dict[st
     """Each device profile of the run, in order of appearance, with its calibration."""
     calibration: dict[str, list[dict[str, Any]]] = {}
     network: dict[str, set[str]] = {}
+    emulation: dict[str, dict[str, Any]] = {}
     for record in records:
         device = record.get("device")
+        emu = record.get("emulation")
+        if isinstance(device, str) and isinstance(emu, Mapping):
+            facts = emulation.setdefault(device, {"methods": Counter(), "targets": [],
+                                                  "achieved": [], "off_target": 0,
+                                                  "calibration": []})
+            if isinstance(emu.get("method"), str):
+                facts["methods"][emu["method"]] += 1
+            for key, out in (("target_slowdown", "targets"),
+                             ("calibration_slowdown", "calibration")):
+                if _known(emu.get(key)) and emu[key] not in facts[out]:
+                    facts[out].append(emu[key])
+            if record.get("status") == "ok" and _known(emu.get("achieved_slowdown")):
+                facts["achieved"].append(float(emu["achieved_slowdown"]))
+                facts["off_target"] += emu.get("off_target") is True
         cal = record.get("calibration")
         if isinstance(device, str) and isinstance(cal, Mapping):
             entry = {k: cal.get(k) for k in ("factor", "host_index", "target_index", "clamped",
@@ -177,8 +200,31 @@ def _devices(df: pd.DataFrame, records: list[Mapping[str, Any]]) -> list[dict[st
             "cells": int(len(group)),
             "calibration": calibration.get(device, []),
             "network": sorted(network.get(device, ())),
+            "emulation": _emulation_summary(emulation.get(device)),
         })
     return out
+
+
+def _emulation_summary(facts: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A device's emulation as the pages show it: methods (with cell counts), target slowdowns,
+    the median and range of the achieved slowdowns of its ok cells, how many are off target."""
+    if not facts:
+        return None
+    achieved = sorted(facts["achieved"])
+    median = None
+    if achieved:
+        mid = len(achieved) // 2
+        median = achieved[mid] if len(achieved) % 2 else (achieved[mid - 1] + achieved[mid]) / 2
+    return {
+        "methods": dict(facts["methods"].most_common()),
+        "targets": sorted(facts["targets"]),
+        "calibration": sorted(facts["calibration"]),
+        "achieved_median": median,
+        "achieved_min": achieved[0] if achieved else None,
+        "achieved_max": achieved[-1] if achieved else None,
+        "achieved_cells": len(achieved),
+        "off_target": facts["off_target"],
+    }
 
 
 def _rows(df: pd.DataFrame, samples: bool) -> list[dict[str, Any]]:
@@ -304,9 +350,113 @@ def _counts_markup(counts: Mapping[str, int]) -> str:
 
 # -- pages --------------------------------------------------------------------------------------
 
+def _checks_section(checks: list[Mapping[str, Any]]) -> str:
+    """Every self-check with PASS/FAIL/N/A and its summary; failed ones highlighted, with their
+    details."""
+    failed = [c for c in checks if c.get("status") == FAIL]
+    rows = []
+    for check in checks:
+        status = str(check.get("status"))
+        cls = {PASS: "pass", FAIL: "fail", NA: "na"}.get(status, "na")
+        details = [str(d) for d in check.get("details") or []]
+        detail = ""
+        if details:
+            items = "".join(f"<li>{esc(d)}</li>" for d in details)
+            opened = " open" if status == FAIL else ""
+            detail = (f"<details{opened}><summary>{len(details)} "
+                      f"{'detail' if len(details) == 1 else 'details'}</summary>"
+                      f'<ul class="check-details">{items}</ul></details>')
+        rows.append(
+            f'<tr class="check {cls}" data-check="{esc(check.get("name"))}">'
+            f'<td><span class="check-status {cls}">{esc(status.upper())}</span></td>'
+            f'<td><code>{esc(check.get("name"))}</code></td>'
+            f'<td>{esc(check.get("summary"))}{detail}</td></tr>')
+    if failed:
+        head = (f'<p class="banner bad"><b>{len(failed)} of {len(checks)} self-checks '
+                f"failed</b> ({esc(', '.join(str(c.get('name')) for c in failed))}): read the "
+                f"figures below with that in mind.</p>")
+    else:
+        passed = sum(1 for c in checks if c.get("status") == PASS)
+        head = (f'<p class="muted">{passed} of {len(checks)} self-checks passed, none failed '
+                f"(N/A: nothing in this run to check).</p>")
+    cls = "card checks has-fail" if failed else "card checks"
+    return f"""
+<section id="self-checks" class="{cls}">
+<h2>Self-checks</h2>
+{head}
+<div class="scroll"><table class="plain checks"><thead><tr><th>Result</th><th>Check</th>
+<th>Summary</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>
+<p class="muted">Also in <a href="{CHECKS_NAME}">{CHECKS_NAME}</a>.</p>
+</section>"""
+
+
+def _source_link(url: Any) -> str:
+    """A link to a published source (http or https only; anything else as text)."""
+    if not isinstance(url, str) or not url.strip():
+        return DASH
+    if re.match(r"https?://", url.strip(), re.I):
+        return (f'<a class="ext" href="{esc(url.strip())}" rel="noopener noreferrer">'
+                f"{esc(url.strip())}</a>")
+    return esc(url)
+
+
+def _references_section(references: Mapping[str, Any]) -> str:
+    rows = references.get("rows") or []
+    error = references.get("error")
+    if error:
+        body = f'<p class="banner bad">{esc(error)}</p>'
+    elif not rows:
+        body = '<p class="muted">No reference points are recorded.</p>'
+    else:
+        lines = []
+        for ref in rows:
+            estimate = ref.get("estimate_ms")
+            ratio = ref.get("ratio")
+            interval = ref.get("ci95")
+            if _known(estimate):
+                ci = (f' <span class="muted">[{esc(_fmt(interval[0]))}, '
+                      f'{esc(_fmt(interval[1]))}]</span>'
+                      if isinstance(interval, list | tuple) and len(interval) == 2
+                      and all(_known(v) for v in interval) else "")
+                est = f"{esc(_fmt(estimate))}{ci}"
+                err = f"{TIMES}{ratio:.2f}" if _known(ratio) else DASH
+                cls = ""
+            else:
+                est = '<span class="muted">not measured</span>'
+                err = DASH
+                cls = ' class="unmeasured"'
+            threads = ref.get("threads")
+            phone = esc(ref.get("phone"))
+            if ref.get("phone_label"):
+                phone += f' <span class="muted">({esc(ref.get("phone_label"))})</span>'
+            lines.append(
+                f"<tr{cls}><td>{phone}</td><td>{esc(ref.get('model'))}</td>"
+                f"<td>{esc(ref.get('variant') or DASH)}</td><td>{esc(ref.get('runtime'))}</td>"
+                f'<td class="num">{esc(threads if _known(threads) else DASH)}</td>'
+                f'<td class="num">{esc(_fmt(ref.get("reference_ms")))}</td>'
+                f"<td>{_source_link(ref.get('source_url') or ref.get('source'))}</td>"
+                f'<td class="num">{est}</td><td class="num ratio">{esc(err)}</td>'
+                f"<td>{esc(ref.get('method') or DASH)}</td>"
+                f"<td>{esc(ref.get('note') or '')}</td></tr>")
+        body = ('<div class="scroll"><table class="plain refs"><thead><tr><th>Phone</th>'
+                '<th>Model</th><th>Variant</th><th>Runtime</th><th>Threads</th>'
+                '<th>Published ms</th><th>Source</th><th>Emulated estimate ms [95 % CI]</th>'
+                '<th>Ratio (emulation error)</th><th>Emulation</th><th>Note</th></tr></thead>'
+                f'<tbody>{"".join(lines)}</tbody></table></div>')
+    return f"""
+<section id="reference-points" class="card">
+<h2>Reference points</h2>
+<p class="muted">Latencies published for real phones against this run's emulated estimate of
+the same phone, model and runtime. Ratio = estimate ÷ published: the emulation error
+(×1.00 is exact; above 1 the emulation is slower than the phone).</p>
+{body}
+</section>"""
+
+
 def _overview(run_id: str, run_dir: Path, df: pd.DataFrame, meta: Mapping[str, Any] | None,
               records: list[Mapping[str, Any]], devices: list[dict[str, Any]],
-              families: Mapping[str, str], counts: Mapping[str, int]) -> str:
+              families: Mapping[str, str], counts: Mapping[str, int],
+              checks: list[Mapping[str, Any]], references: Mapping[str, Any]) -> str:
     meta = meta or {}
     bad = sum(n for s, n in counts.items() if s != "ok")
     if bad:
@@ -332,8 +482,11 @@ def _overview(run_id: str, run_dir: Path, df: pd.DataFrame, meta: Mapping[str, A
 <section id="picker" class="card">
 <h2>Pick a variant</h2>
 <p class="muted">Budgets apply to the measured cells of the chosen model on the chosen device
-(p90 warm latency, gzip size, memory, the task's headline fidelity figure). Leave a budget empty
-to drop it. The ranking is <code>picker.js</code>, the same file <code>edge pick</code> runs.</p>
+(p90 warm latency, or p50 for a cell with too few runs for a p90; gzip size; memory, the resident
+set size its metric names; the task's headline fidelity figure). Leave a budget empty to drop
+it. Cells the measurements cannot tell apart (one tie group) count as tied: the smaller download
+wins. GPU runtimes are never recommended for an emulated phone. The ranking is
+<code>picker.js</code>, the same file <code>edge pick</code> runs.</p>
 <form id="pick-form" class="pick-form" autocomplete="off" onsubmit="return false">
 <label>Model <select id="pick-model"></select></label>
 <label>Device <select id="pick-device"></select></label>
@@ -364,10 +517,11 @@ measured or not ok). Emulated profiles are estimates.</p>
 <div id="heatmaps"></div>
 </section>"""
 
-    return (f"<h1>Run {esc(run_id)}</h1>\n{banner}\n{_counts_markup(counts)}\n{picker}\n{best}"
+    return (f"<h1>Run {esc(run_id)}</h1>\n{banner}\n{_counts_markup(counts)}\n"
+            f"{_checks_section(checks)}\n{picker}\n{best}"
             f"\n<section class=\"card\"><h2>Models</h2><ul class=\"models\">"
-            f"{''.join(model_items)}</ul></section>\n{heat}\n"
-            f"{_provenance(run_id, run_dir, meta, records, devices)}")
+            f"{''.join(model_items)}</ul></section>\n{_references_section(references)}\n"
+            f"{heat}\n{_provenance(run_id, run_dir, meta, records, devices)}")
 
 
 def _provenance(run_id: str, run_dir: Path, meta: Mapping[str, Any],
@@ -423,6 +577,7 @@ def _provenance(run_id: str, run_dir: Path, meta: Mapping[str, Any],
     device_rows = []
     for device in devices:
         cals = device["calibration"] or [{}]
+        method, achieved = _emulation_cells(device.get("emulation"), device["emulated"])
         for cal in cals:
             kind = (_badge("emulated: estimate", "emu") if device["emulated"]
                     else _badge("real", "real"))
@@ -434,11 +589,13 @@ def _provenance(run_id: str, run_dir: Path, meta: Mapping[str, Any],
                 f"<td class=\"num\">{esc(_fmt(cal.get('target_index')))}</td>"
                 f"<td>{'yes' if cal.get('clamped') else ''}"
                 f"{(' ' + esc(warning)) if warning else ''}</td>"
+                f"<td class=\"emu-method\">{method}</td><td class=\"emu-achieved\">{achieved}</td>"
                 f"<td>{esc(', '.join(device['network']))}</td>"
                 f"<td class=\"num\">{device['cells']}</td></tr>")
     device_table = (
-        '<table class="plain"><thead><tr><th>Device</th><th>Profile</th><th>Kind</th>'
+        '<table class="plain devices"><thead><tr><th>Device</th><th>Profile</th><th>Kind</th>'
         '<th>CPU slowdown</th><th>Host index</th><th>Target index</th><th>Clamped / warning</th>'
+        '<th>Emulation method</th><th>Achieved vs target slowdown</th>'
         '<th>Network</th><th>Cells</th></tr></thead><tbody>' + "".join(device_rows)
         + "</tbody></table>")
 
@@ -455,13 +612,46 @@ def _provenance(run_id: str, run_dir: Path, meta: Mapping[str, Any],
 <div><h3>Host</h3>{_dl(host_items)}</div>
 </div>
 <h3>Device profiles and calibration</h3>
-<p class="muted">Emulated phones run in desktop Chromium with the CPU slowed by the factor below
+<p class="muted">Emulated phones run on this host with the CPU slowed by the target slowdown
 (host benchmark index \u00f7 the profile's) and the profile's viewport, user agent and core
-count: their figures are <b>estimates</b>. Chromium throttles the page's main thread only.
-Memory is the renderer's USS in the browser and the worker's peak RSS in native runtimes.</p>
+count: their figures are <b>estimates</b>. The emulation method says what was slowed: a CPU
+bandwidth cgroup (<code>cgroup-v1</code>/<code>cgroup-v2</code>) slows every thread of the
+measured processes; <code>devtools-main-thread</code> slows the page's main thread only (so
+those cells run single-threaded). The achieved slowdown is each cell's p50 \u00f7 the host p50 of
+the same model, variant, runtime and threads. Memory is a resident set size: the page renderer's
+peak in the browser, the worker's peak in native runtimes (older runs: the renderer's RSS after
+the runs).</p>
 <div class="scroll">{device_table}</div>
 <p class="muted">Data: {data_links}</p>
 </section>"""
+
+
+def _emulation_cells(emu: Mapping[str, Any] | None, emulated: bool) -> tuple[str, str]:
+    """Markup for a device's emulation method(s) and achieved against target slowdown."""
+    if not emulated:
+        return "", ""
+    if not emu:
+        return '<span class="muted">not recorded</span>', '<span class="muted">not recorded</span>'
+    methods = emu.get("methods") or {}
+    method = "<br>".join(f"<code>{esc(m)}</code> <span class=\"muted\">({n} cells)</span>"
+                         for m, n in methods.items()) or '<span class="muted">not recorded</span>'
+    targets = ", ".join(_fmt(t, TIMES) for t in emu.get("targets") or []) or DASH
+    if emu.get("achieved_cells"):
+        spread = (f" (range {_fmt(emu.get('achieved_min'), TIMES)}\u2013"
+                  f"{_fmt(emu.get('achieved_max'), TIMES)}, {emu['achieved_cells']} cells)"
+                  if emu["achieved_cells"] > 1 else "")
+        off = emu.get("off_target") or 0
+        off_text = (f' <span class="off-target">{off} off target</span>' if off else "")
+        achieved = (f"median {esc(_fmt(emu.get('achieved_median'), TIMES))}{esc(spread)} vs "
+                    f"target {esc(targets)}{off_text}")
+    else:
+        achieved = (f'<span class="muted">not measured (no host cell)</span> vs target '
+                    f"{esc(targets)}")
+    calibration = emu.get("calibration") or []
+    if calibration:
+        achieved += (f'<br><span class="muted">calibration workload: '
+                     f'{esc(", ".join(_fmt(c, TIMES) for c in calibration))}</span>')
+    return method, achieved
 
 
 #: The model page's table: (header, row key for the sort value, numeric, title).
@@ -469,19 +659,28 @@ _TABLE_COLUMNS = (
     ("Model", "model", False, "model and its parameters"),
     ("Variant", "variant", False, "format and quantization"),
     ("Runtime", "runtime", False, "where it ran"),
-    ("Threads", "threads", True, "native threads (browser: the profile's core count)"),
+    ("Threads", "threads", True, "native threads or WASM threads"),
     ("Device", "device", False, "device profile"),
     ("Load ms", "load_ms", True, "model load time"),
     ("Cold ms", "first_ms", True, "first inference (cold, shader compilation included)"),
     ("p50 ms", "p50_ms", True, "warm median"),
-    ("p90 ms", "p90_ms", True, "warm 90th percentile"),
+    ("95 % CI ms", "ci_rel", True, "95 % confidence interval of the median (sorts by its "
+     "half-width relative to the median)"),
+    ("p90 ms", "p90_ms", True, "warm 90th percentile (blank: too few runs)"),
     ("Runs", "n_runs", True, "timed runs"),
-    ("Memory MB", "memory_mb", True, "renderer USS (browser) or worker peak RSS (native)"),
+    ("Tie", "tie_group", True, "tie group within the model, runtime, device and threads: "
+     "1 = indistinguishable from the fastest"),
+    ("Emulation", "achieved_slowdown", True, "emulation method and achieved \u00f7 target "
+     "slowdown (emulated profiles)"),
+    ("Load", "other_cores", True, "CPU cores other processes used during the cell; busy above "
+     "0.25"),
+    ("Memory MB", "memory_mb", True, "resident set size: the metric is in the cell's tooltip"),
     ("Size MB", "bytes", True, "artifact size on disk"),
     ("Gzip MB", "gzip_bytes", True, "gzip size (the download)"),
     ("Fidelity", "fidelity", True, "the task's headline figure against the float32 reference"),
     ("Status", "status", False, "ok, failed, timeout or unsupported"),
-    ("Stable", "wide", False, "~ : wide distribution (std >= 10 % of mean)"),
+    ("Stable", "wide", False, "~ : wide distribution (std >= 10 % of mean); not steady: the "
+     "warm-up did not settle"),
 )
 
 
@@ -504,24 +703,45 @@ def _cell_row(row: Mapping[str, Any], show_model: bool) -> str:
     bytes_ = row.get("bytes")
     gzip = row.get("gzip_bytes")
     threads = row.get("threads")
-    wide_cell = ('<td data-v="wide"><span class="wide" title="std \u2265 10 % of mean">~ wide'
-                 '</span></td>' if row.get("wide") else '<td data-v="stable"></td>')
+    stable = []
+    if row.get("wide"):
+        stable.append('<span class="wide" title="std \u2265 10 % of mean">~ wide</span>')
+    if row.get("steady") is False:
+        stable.append('<span class="wide" title="the warm-up stopped before the latency was '
+                      'steady">not steady</span>')
+    wide_cell = (f'<td data-v="{"wide" if row.get("wide") else "stable"}">'
+                 f'{" ".join(stable)}</td>')
+    ci_lo, ci_hi, ci_rel = row.get("ci_lo_ms"), row.get("ci_hi_ms"), row.get("ci_rel")
+    ci_text = f"{_fmt(ci_lo)}\u2013{_fmt(ci_hi)}" if _known(ci_lo) and _known(ci_hi) else ""
+    ci_title = f' title="\u00b1{ci_rel:.1%} of the median"' if _known(ci_rel) else ""
+    ci_cell = (f'<td class="num" data-v="{esc(_sort_value(ci_rel))}"{ci_title}>'
+               f"{esc(ci_text)}</td>")
+    tie = row.get("tie_group")
+    tie_cell = num(tie, str(tie) if _known(tie) else "")
+    memory_metric = row.get("memory_metric")
+    memory_title = f' title="{esc(memory_metric)}"' if memory_metric else ""
+    memory_cell = (f'<td class="num" data-v="{esc(_sort_value(row.get("memory_mb")))}"'
+                   f'{memory_title}>{esc(_fmt(row.get("memory_mb")))}</td>')
     cells = []
     if show_model:
         cells.append(f'<td data-v="{esc(row.get("model"))}" class="model">'
                      f"{esc(row.get('model'))}</td>")
     cells += [
         f'<td data-v="{esc(row.get("variant"))}">{esc(row.get("variant"))}</td>',
-        f'<td data-v="{esc(row.get("runtime"))}">{esc(row.get("runtime"))}</td>',
+        f'<td data-v="{esc(row.get("runtime"))}">{_runtime_cell(row)}</td>',
         num(threads, str(threads) if _known(threads) else DASH),
         f'<td data-v="{esc(row.get("device"))}">{_device_cell(row)}</td>',
         num(row.get("load_ms"), _fmt(row.get("load_ms"))),
         num(row.get("first_ms"), _fmt(row.get("first_ms"))),
         num(row.get("p50_ms"), _fmt(row.get("p50_ms"))),
-        num(row.get("p90_ms"), _fmt(row.get("p90_ms"))),
+        ci_cell,
+        num(row.get("p90_ms"), _fmt(row.get("p90_ms")) if _known(row.get("p90_ms")) else ""),
         num(row.get("n_runs"),
             str(row.get("n_runs")) if _known(row.get("n_runs")) else DASH),
-        num(row.get("memory_mb"), _fmt(row.get("memory_mb"))),
+        tie_cell,
+        _emulation_cell(row),
+        _load_cell(row),
+        memory_cell,
         num(bytes_, _fmt(bytes_ / 1e6) if _known(bytes_) else DASH),
         num(gzip, _fmt(gzip / 1e6) if _known(gzip) else DASH),
         f'<td class="num" data-v="{esc(_sort_value(fid))}">{esc(fid_text)}{fid_badge}</td>',
@@ -530,6 +750,44 @@ def _cell_row(row: Mapping[str, Any], show_model: bool) -> str:
     ]
     emulated = " emulated" if row.get("emulated") else ""
     return f'<tr class="st-{esc(status)}{emulated}">' + "".join(cells) + "</tr>"
+
+
+def _runtime_cell(row: Mapping[str, Any]) -> str:
+    """The runtime; for a GPU runtime also the renderer, and "software" for a software
+    rasterizer (the host's, never a phone's GPU)."""
+    text = esc(row.get("runtime"))
+    if row.get("runtime") not in GPU_RUNTIMES:
+        return text
+    renderer = row.get("gpu_renderer")
+    if renderer:
+        text += f'<br><small class="renderer">{esc(renderer)}</small>'
+    if row.get("gpu_software") is True:
+        text += _badge("software", "soft")
+    return text
+
+
+def _emulation_cell(row: Mapping[str, Any]) -> str:
+    achieved = row.get("achieved_slowdown")
+    if not row.get("emulated"):
+        return f'<td data-v="{esc(_sort_value(achieved))}"></td>'
+    method = row.get("emulation_method")
+    target = row.get("target_slowdown")
+    parts = [esc(method) if method else '<span class="muted">method not recorded</span>']
+    if _known(achieved) or _known(target):
+        parts.append(f"{esc(_fmt(achieved, TIMES))} / {esc(_fmt(target, TIMES))}")
+    if row.get("off_target") is True:
+        parts.append('<span class="off-target">off target</span>')
+    return (f'<td class="emu" data-v="{esc(_sort_value(achieved))}" title="achieved / target '
+            f'slowdown">{"<br>".join(parts)}</td>')
+
+
+def _load_cell(row: Mapping[str, Any]) -> str:
+    cores = row.get("other_cores")
+    text = _fmt(cores) if _known(cores) else ""
+    if row.get("busy") is True:
+        return (f'<td class="num busy" data-v="{esc(_sort_value(cores))}"><span class="busy" '
+                f'title="measured under competing load">busy {esc(text)}</span></td>')
+    return f'<td class="num" data-v="{esc(_sort_value(cores))}">{esc(text)}</td>'
 
 
 def _model_page_body(family: str, group: pd.DataFrame, rows: list[dict[str, Any]]) -> str:
@@ -629,6 +887,21 @@ def _failures_body(df: pd.DataFrame, families: Mapping[str, str]) -> str:
             f"<ol class=\"toc\">{toc}</ol>{''.join(sections)}")
 
 
+# -- reference points ----------------------------------------------------------------------------
+
+def reference_rows(records: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """``{"rows": [...], "error": str | None}``: the published reference points against the
+    run's estimates (`edge.reference_points.compare_with_records`). When the reference points
+    cannot be read the rows are empty and ``error`` says why: the report is still written."""
+    from edge.reference_points import compare_with_records, load_reference_points
+
+    try:
+        rows = [dict(r) for r in compare_with_records(load_reference_points(), records)]
+    except (EdgeError, OSError, ValueError) as exc:
+        return {"rows": [], "error": f"the reference points could not be read: {exc}"}
+    return {"rows": _plain(rows), "error": None}
+
+
 # -- files --------------------------------------------------------------------------------------
 
 def _write_text(path: Path, text: str) -> None:
@@ -716,6 +989,9 @@ def write_report(reports_dir: Path, run_id: str | None) -> Path:
     run_dir = reports_dir / run_id
     df = tidy(records)
     write_tidy(df, run_dir)
+    checks = self_checks(records)
+    _write_text(run_dir / CHECKS_NAME, checks_json(checks))
+    references = reference_rows(records)
 
     families = family_slugs([f for f in dict.fromkeys(df["family"]) if f is not None])
     counts = _status_counts(df)
@@ -726,12 +1002,14 @@ def write_report(reports_dir: Path, run_id: str | None) -> Path:
               "statuses": dict(counts)}
 
     # Overview: rows without samples; the picker and the best-per-device grid run in the page.
-    overview = {**common, "page": "overview", "models": models, "rows": _rows(df, False)}
+    overview = {**common, "page": "overview", "models": models, "rows": _rows(df, False),
+                "references": references["rows"], "checks": checks}
     index = run_dir / "index.html"
     _write_assets(run_dir)
     _write_text(index, _page(
         f"edge report \u00b7 {run_id}", "overview", _nav(run_id, families, counts, "index"),
-        _overview(run_id, run_dir, df, meta, records, devices, families, counts), overview,
+        _overview(run_id, run_dir, df, meta, records, devices, families, counts, checks,
+                  references), overview,
         (PLOTLY_JS, "picker.js", "report.js")))
 
     for family, slug in families.items():

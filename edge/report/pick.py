@@ -19,6 +19,9 @@ import pandas as pd
 
 from edge.errors import EdgeError
 
+#: Runtimes on the GPU (picker.js ``GPU_RUNTIMES``).
+GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu")
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PICKER_JS = STATIC_DIR / "picker.js"
 PICK_CLI = STATIC_DIR / "pick_cli.mjs"
@@ -66,10 +69,13 @@ def _budget(name: str, value: Any) -> float | None:
     return number
 
 
-def run_picker(rows: str, budgets: dict[str, Any], device: str | None) -> Any:
-    """Run pick_cli.mjs on JSON rows; the parsed result (a dict, or a list without device)."""
+def run_picker(rows: str, budgets: dict[str, Any], device: str | None,
+               references: list[dict[str, Any]] | None = None) -> Any:
+    """Run pick_cli.mjs on JSON rows (and the reference-point rows, when given); the parsed
+    result (a dict, or a list without device)."""
     payload = f'{{"rows": {rows}, "budgets": {json.dumps(budgets)}, ' \
-              f'"device": {json.dumps(device)}}}'
+              f'"device": {json.dumps(device)}, ' \
+              f'"references": {json.dumps(_plain_refs(references), allow_nan=False)}}}'
     try:
         proc = subprocess.run([node_executable(), str(PICK_CLI)], input=payload,
                               capture_output=True, text=True, timeout=60, check=False)
@@ -84,6 +90,33 @@ def run_picker(rows: str, budgets: dict[str, Any], device: str | None) -> Any:
         return json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
         raise EdgeError(f"{PICK_CLI.name} printed something that is not JSON: {exc}") from None
+
+
+def _plain_refs(references: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Reference rows as JSON-ready dicts (NaN as None)."""
+    if references is None:
+        return None
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, int | float | str | bool) or value is None:
+            return value
+        return str(value)
+
+    return [{str(k): plain(v) for k, v in dict(ref).items()} for ref in references]
+
+
+def require_model(df: pd.DataFrame, model: str | None) -> None:
+    """`EdgeError` naming ``--model`` and the run's models when the run holds more than one
+    model and none is chosen: a pick across models compares unlike things."""
+    if model is not None or "model" not in df:
+        return
+    models = list(dict.fromkeys(df["model"].dropna()))
+    if len(models) > 1:
+        listed = "\n  ".join(str(m) for m in models)
+        raise EdgeError(f"this run measured {len(models)} models: choose one with --model "
+                        f"(a model name or its family):\n  {listed}")
 
 
 def _budgets(model: str | None, **values: Any) -> dict[str, Any]:
@@ -111,28 +144,33 @@ def _check_scope(df: pd.DataFrame, device: str | None, model: str | None) -> Non
 
 def pick(df: pd.DataFrame, device: str, max_p90_ms: float | None = None,
          max_size_mb: float | None = None, max_memory_mb: float | None = None,
-         min_fidelity: float | None = None, *, model: str | None = None) -> dict[str, Any]:
+         min_fidelity: float | None = None, *, model: str | None = None,
+         references: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The best variant on ``device`` within the budgets (None: not applied), by picker.js's
-    rules; ``model`` (a model name or family) restricts the candidates to one model. Returns
-    picker.js's result: ``best`` (a row or None), ``why``, ``runnersUp`` (up to 3 rows),
-    ``excludedBy`` ({budget: candidates it excludes}), ``binding`` (the budget that rules
-    everything out, when nothing fits), ``verdict``, ``candidates``, ``fitting``.
-    `EdgeError` when Node.js is missing or the device (or model) was not measured."""
+    rules; ``model`` (a model name or family) restricts the candidates to one model;
+    ``references`` are reference-point rows (`edge.reference_points.compare_with_records`)
+    whose emulation error the notes quote. Returns picker.js's result: ``best`` (a row or
+    None), ``why``, ``tied`` (rows tied within noise with the best), ``runnersUp`` (up to 3
+    rows), ``excludedBy`` ({budget: candidates it excludes}), ``gpuExcluded`` (GPU cells on an
+    emulated device, never candidates), ``binding`` (the budget that rules everything out, when
+    nothing fits), ``verdict``, ``notes`` (what the figures are worth), ``candidates``,
+    ``fitting``. `EdgeError` when Node.js is missing or the device (or model) was not
+    measured."""
     _check_scope(df, device, model)
     budgets = _budgets(model, max_p90_ms=max_p90_ms, max_size_mb=max_size_mb,
                        max_memory_mb=max_memory_mb, min_fidelity=min_fidelity)
-    return run_picker(rows_json(df), budgets, device)
+    return run_picker(rows_json(df), budgets, device, references)
 
 
 def best_per_device(df: pd.DataFrame, max_p90_ms: float | None = None,
                     max_size_mb: float | None = None, max_memory_mb: float | None = None,
-                    min_fidelity: float | None = None, *, model: str | None = None
-                    ) -> list[dict[str, Any]]:
+                    min_fidelity: float | None = None, *, model: str | None = None,
+                    references: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """`pick` for every device of the run (in the order they were measured), one node call."""
     _check_scope(df, None, model)
     budgets = _budgets(model, max_p90_ms=max_p90_ms, max_size_mb=max_size_mb,
                        max_memory_mb=max_memory_mb, min_fidelity=min_fidelity)
-    return run_picker(rows_json(df), budgets, None)
+    return run_picker(rows_json(df), budgets, None, references)
 
 
 # -- words ----------------------------------------------------------------------------------
@@ -146,17 +184,28 @@ def _fmt(x: Any, unit: str = "") -> str:
 
 def _label(row: dict[str, Any]) -> str:
     threads = row.get("threads")
-    where = str(row.get("runtime")) + (f", {threads} threads" if threads else "")
+    where = str(row.get("runtime")) + (f", {threads} thread{'' if threads == 1 else 's'}"
+                                       if threads else "")
+    if row.get("gpu_software") is True and row.get("runtime") in GPU_RUNTIMES:
+        where += ", software rendering (host)"
     return f"{row.get('variant')} ({where})"
+
+
+def _known(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _figures(row: dict[str, Any]) -> str:
     fidelity = row.get("fidelity")
-    fid = "fidelity unknown" if fidelity is None else f"fidelity {fidelity:.3f}"
+    fid = "fidelity unknown" if not _known(fidelity) else f"fidelity {fidelity:.3f}"
     size = row.get("size_mb")
-    if size is None and isinstance(row.get("gzip_bytes"), int | float):
+    if not _known(size) and _known(row.get("gzip_bytes")):
         size = row["gzip_bytes"] / 1e6
-    return f"p90 {_fmt(row.get('p90_ms'), ' ms')}, {_fmt(size, ' MB')} gzip, {fid}"
+    if _known(row.get("p90_ms")) or not _known(row.get("p50_ms")):
+        latency = f"p90 {_fmt(row.get('p90_ms'), ' ms')}"
+    else:
+        latency = f"p50 {_fmt(row.get('p50_ms'), ' ms')} (no p90: too few runs)"
+    return f"{latency}, {_fmt(size, ' MB')} gzip, {fid}"
 
 
 def format_pick(result: dict[str, Any] | list[dict[str, Any]]) -> str:
@@ -167,16 +216,22 @@ def format_pick(result: dict[str, Any] | list[dict[str, Any]]) -> str:
     model = result.get("model")
     head = f"{device}" + (f" / {model}" if model else "")
     best = result.get("best")
+    notes = [f"  note: {n}" for n in result.get("notes") or []]
     if best is None:
         lines = [f"{head}: nothing fits: {result.get('verdict', '')}"]
         why = result.get("why")
         if why and why != result.get("verdict"):
             lines.append(f"  {why}")
-        return "\n".join(lines)
+        return "\n".join(lines + notes)
     name = _label(best)
     if model is None:
         name = f"{best.get('model')} {name}"
-    lines = [f"{head}: use {name}", f"  why: {result.get('why', '')}"]
+    lines = [f"{head}: use {name}", f"  why: {result.get('why', '')}", *notes]
+    tied = result.get("tied") or []
+    if tied:
+        lines.append("  tied within noise (the measurements cannot tell them apart):")
+        for row in tied:
+            lines.append(f"    = {_label(row)}: {_figures(row)}")
     runners = result.get("runnersUp") or []
     if runners:
         lines.append("  runners-up:")

@@ -5,10 +5,24 @@
 into a `pandas.DataFrame`; `write_tidy` saves it as ``cells.parquet`` (with the latency samples
 as a list column) and ``cells.csv`` (without them).
 
-``memory_mb`` is the renderer's USS (else RSS) for browser runtimes and the worker process's
-peak RSS for native TFLite runtimes (which includes the Python interpreter): compare memory
-within a kind of runtime, not across. Missing figures are NaN (a failed or unsupported record
-has few metrics), never an error. Nothing here imports TensorFlow.
+``memory_mb`` is a resident set size (RSS) in decimal MB, and ``memory_metric`` names which:
+``renderer-peak-rss`` (the page renderer's RSS sampled during the timed runs, its maximum),
+``worker-peak-rss`` (the native worker's VmHWM, the Python interpreter included) or, for records
+written before peak sampling, ``renderer-rss-after-run`` (the renderer's RSS once the runs were
+over). Never a USS: the columns do not mix measures. Compare memory within one metric, not
+across. ``tf_peak_mb`` is TF.js's tracked peak (``tf.profile``).
+
+The quality of a figure has its own columns: ``ci_lo_ms``/``ci_hi_ms`` (95 % interval of the
+median), ``ci_rel`` (its half-width over the median), ``steady`` (the warm-up reached a steady
+state), the emulation of a phone profile (``emulation_method``, ``target_slowdown``,
+``achieved_slowdown``, ``off_target``), competing load (``busy``, ``other_cores``), the GPU of
+WebGL/WebGPU cells (``gpu_renderer``, ``gpu_software``: the host's software rasterizer) and
+``tie_group``: within one model, runtime, device and thread count, the group of cells that
+`edge.stats.tie_groups` finds indistinguishable (1 = the fastest group; missing for cells
+without samples). ``p90_ms`` is NaN when a cell has too few runs for a p90.
+
+Missing figures are NaN (a failed or unsupported record has few metrics), unknown flags NA,
+never an error. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -37,21 +51,39 @@ COLUMNS = (
     "run_id", "cell_id", "model", "family", "variant", "format", "quantization", "runtime",
     "device", "device_label", "threads", "emulated", "status", "error", "task", "bytes",
     "gzip_bytes", "size_mb", "load_ms", "first_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
-    "std_ms", "n_runs", "wide", "memory_mb", "tf_peak_mb", "fidelity_status", "fidelity",
-    "download_s", "cpu_factor", "backend", "samples",
+    "std_ms", "n_runs", "wide", "ci_lo_ms", "ci_hi_ms", "ci_rel", "steady", "tie_group",
+    "memory_mb", "memory_metric", "tf_peak_mb", "fidelity_status", "fidelity", "download_s",
+    "cpu_factor", "emulation_method", "target_slowdown", "achieved_slowdown", "off_target",
+    "busy", "other_cores", "gpu_renderer", "gpu_software", "backend", "samples",
 )
 
 #: Columns of text (None when unknown).
 TEXT_COLUMNS = ("run_id", "cell_id", "model", "family", "variant", "format", "quantization",
                 "runtime", "device", "device_label", "status", "error", "task",
-                "fidelity_status", "backend")
+                "fidelity_status", "backend", "memory_metric", "emulation_method",
+                "gpu_renderer")
 #: Whole numbers that may be unknown (pandas' nullable ``Int64``).
-INT_COLUMNS = ("threads", "bytes", "gzip_bytes", "n_runs")
+INT_COLUMNS = ("threads", "bytes", "gzip_bytes", "n_runs", "tie_group")
 #: Always known (False when the record does not say).
 BOOL_COLUMNS = ("emulated", "wide")
+#: Flags that may be unknown (pandas' nullable ``boolean``: NA for records that do not say).
+FLAG_COLUMNS = ("steady", "off_target", "busy", "gpu_software")
 #: Measured figures (``float64``, NaN when unknown).
 FLOAT_COLUMNS = ("size_mb", "load_ms", "first_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
-                 "std_ms", "memory_mb", "tf_peak_mb", "fidelity", "download_s", "cpu_factor")
+                 "std_ms", "ci_lo_ms", "ci_hi_ms", "ci_rel", "memory_mb", "tf_peak_mb",
+                 "fidelity", "download_s", "cpu_factor", "target_slowdown",
+                 "achieved_slowdown", "other_cores")
+
+#: ``memory_metric`` values.
+RENDERER_PEAK_RSS = "renderer-peak-rss"
+WORKER_PEAK_RSS = "worker-peak-rss"
+RENDERER_RSS_AFTER_RUN = "renderer-rss-after-run"
+#: Runtimes that measure in a native worker process (the others run in the browser).
+NATIVE_RUNTIMES = ("litert", "tflite-runtime")
+#: Runtimes that run on a GPU.
+GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu")
+#: Renderer names of software rasterizers (for records without ``gpu.software``).
+_SOFTWARE_RENDERERS = ("swiftshader", "llvmpipe", "softpipe", "software", "basic render")
 
 MB = 1e6  # sizes and memory are in decimal megabytes, like the gzip size of a download
 
@@ -141,17 +173,80 @@ def _samples(latency: Any) -> list[float]:
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
 
 
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _ci95(latency: Mapping[str, Any]) -> tuple[float, float]:
+    ci = latency.get("ci95")
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        lo, hi = _num(ci[0]), _num(ci[1])
+        if not (math.isnan(lo) or math.isnan(hi)) and lo <= hi:
+            return lo, hi
+    return math.nan, math.nan
+
+
+def memory_figure(record: Mapping[str, Any]) -> tuple[float, str | None]:
+    """``(bytes, metric)``: the peak RSS the record names (``metrics.memory.peak_rss_bytes``
+    with its ``memory_metric``), else, for older records, the renderer's RSS after the runs
+    (browser) or the worker's peak RSS (``metrics.peak_rss_bytes``, native). Never a USS.
+    ``(NaN, None)`` when the record has none."""
+    metrics = record.get("metrics") if isinstance(record.get("metrics"), Mapping) else {}
+    memory = metrics.get("memory") if isinstance(metrics.get("memory"), Mapping) else {}
+    native = record.get("runtime") in NATIVE_RUNTIMES
+    peak = _num(memory.get("peak_rss_bytes"))
+    if not math.isnan(peak):
+        metric = _text(memory.get("memory_metric") or metrics.get("memory_metric"))
+        return peak, metric or (WORKER_PEAK_RSS if native else RENDERER_PEAK_RSS)
+    after_run = _num(memory.get("renderer_rss"))
+    if not math.isnan(after_run):
+        return after_run, RENDERER_RSS_AFTER_RUN
+    worker = _num(metrics.get("peak_rss_bytes"))  # the worker's VmHWM
+    if not math.isnan(worker):
+        return worker, _text(metrics.get("memory_metric")) or WORKER_PEAK_RSS
+    return math.nan, None
+
+
+def gpu_facts(record: Mapping[str, Any]) -> tuple[str | None, bool | None]:
+    """``(renderer, software)`` of a WebGL/WebGPU cell: the record's ``gpu`` when present, else
+    what ``metrics.backend`` reports (software when the renderer names a software rasterizer).
+    ``(None, None)`` for other runtimes."""
+    if record.get("runtime") not in GPU_RUNTIMES:
+        return None, None
+    gpu = record.get("gpu") if isinstance(record.get("gpu"), Mapping) else {}
+    renderer = _text(gpu.get("renderer"))
+    software = _flag(gpu.get("software"))
+    backend = _get(record, "metrics", "backend")
+    if renderer is None:
+        webgl = _get(backend, "webgl", "renderer")
+        if isinstance(webgl, str):
+            renderer = webgl
+        elif isinstance(_get(backend, "webgpu"), Mapping) and _get(backend, "webgpu",
+                                                                    "available"):
+            parts = [_get(backend, "webgpu", k) for k in ("vendor", "architecture")]
+            renderer = " ".join(str(p) for p in parts if p) or None
+            if software is None and _flag(_get(backend, "webgpu", "isFallbackAdapter")):
+                software = True
+    if software is None and renderer is not None:
+        software = any(word in renderer.lower() for word in _SOFTWARE_RENDERERS)
+    return renderer, software
+
+
 def tidy_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    """One record as one row of the tidy table (see `COLUMNS`)."""
+    """One record as one row of the tidy table (see `COLUMNS`; ``tie_group`` is left NA: it
+    needs the other cells, see `tidy`)."""
     metrics = record.get("metrics") if isinstance(record.get("metrics"), Mapping) else {}
     latency = metrics.get("latency") if isinstance(metrics.get("latency"), Mapping) else {}
     memory = metrics.get("memory") if isinstance(metrics.get("memory"), Mapping) else {}
     fidelity = metrics.get("fidelity") if isinstance(metrics.get("fidelity"), Mapping) else {}
+    emulation = record.get("emulation") if isinstance(record.get("emulation"), Mapping) else {}
+    load = record.get("load") if isinstance(record.get("load"), Mapping) else {}
     model = _text(record.get("model"))
     task = _text(record.get("task"))
     gzip_bytes = _int(record.get("gzip_bytes"))
-    memory_bytes = _first_known(memory.get("renderer_uss"), memory.get("renderer_rss"),
-                                metrics.get("peak_rss_bytes"))
+    memory_bytes, memory_metric = memory_figure(record)
+    ci_lo, ci_hi = _ci95(latency)
+    renderer, software = gpu_facts(record)
     return {
         "run_id": _text(record.get("run_id")),
         "cell_id": _text(record.get("cell_id")),
@@ -181,28 +276,71 @@ def tidy_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "std_ms": _num(latency.get("std")),
         "n_runs": _int(latency.get("n")),
         "wide": bool(latency.get("wide")),
+        "ci_lo_ms": ci_lo,
+        "ci_hi_ms": ci_hi,
+        "ci_rel": _num(latency.get("ci_rel")),
+        "steady": _flag(latency.get("steady")),
+        "tie_group": None,
         "memory_mb": memory_bytes / MB,
-        "tf_peak_mb": _num(memory.get("tfPeakBytes")) / MB,
+        "memory_metric": memory_metric,
+        "tf_peak_mb": _num(memory.get("tfProfilePeakBytes")) / MB,
         "fidelity_status": _text(fidelity.get("status")),
         "fidelity": headline_fidelity(task, fidelity.get("figures")),
         "download_s": _num(record.get("download_s_estimated")),
         "cpu_factor": _num(_get(record, "calibration", "factor")),
+        "emulation_method": _text(emulation.get("method")),
+        "target_slowdown": _num(emulation.get("target_slowdown")),
+        "achieved_slowdown": _num(emulation.get("achieved_slowdown")),
+        "off_target": _flag(emulation.get("off_target")),
+        "busy": _flag(load.get("busy")),
+        "other_cores": _num(load.get("other_cores")),
+        "gpu_renderer": renderer,
+        "gpu_software": software,
         "backend": _text(_get(metrics, "backend", "name")),
         "samples": _samples(latency),
     }
 
 
+def tie_group_numbers(rows: Iterable[Mapping[str, Any]]) -> list[int | None]:
+    """Per row (in order), its tie group within the ok rows with samples of the same model,
+    runtime, device and thread count (`edge.stats.tie_groups`: 1 = the group of the fastest);
+    None for rows that are not ok or have no samples."""
+    from edge.stats import tie_groups
+
+    rows = list(rows)
+    out: list[int | None] = [None] * len(rows)
+    groups: dict[tuple, list[int]] = {}
+    for i, row in enumerate(rows):
+        if row.get("status") == "ok" and row.get("samples"):
+            key = (row.get("model"), row.get("runtime"), row.get("device"), row.get("threads"))
+            groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        if len(members) == 1:
+            out[members[0]] = 1
+            continue
+        keys = {f"{n}:{rows[i].get('cell_id')}": i for n, i in enumerate(members)}
+        found = tie_groups({k: list(rows[i]["samples"]) for k, i in keys.items()})
+        for number, group in enumerate(found, start=1):
+            for key in group:
+                out[keys[key]] = number
+    return out
+
+
 def tidy(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The tidy table: one row per record (i.e. per cell), columns `COLUMNS` in that order.
     Text columns hold None when unknown, `INT_COLUMNS` are nullable ``Int64``, `BOOL_COLUMNS`
-    plain ``bool``, the figures ``float64`` with NaN when unknown, ``samples`` a list of floats
-    (empty when there were no timed runs)."""
+    plain ``bool``, `FLAG_COLUMNS` nullable ``boolean``, the figures ``float64`` with NaN when
+    unknown, ``samples`` a list of floats (empty when there were no timed runs)."""
     rows = [tidy_row(r) for r in records]
+    for row, group in zip(rows, tie_group_numbers(rows), strict=True):
+        row["tie_group"] = group
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for col in INT_COLUMNS:
         df[col] = df[col].astype("Int64")
     for col in BOOL_COLUMNS:
         df[col] = df[col].astype(bool)
+    for col in FLAG_COLUMNS:
+        df[col] = df[col].astype("boolean")
     for col in FLOAT_COLUMNS:
         df[col] = df[col].astype("float64")
     for col in TEXT_COLUMNS:  # an all-None column would otherwise be inferred as float

@@ -1,8 +1,8 @@
-// `edge pick` in Node: reads {rows, budgets, device?} as JSON on stdin, runs picker.js (the same
-// file the report page loads) and prints the result as JSON on stdout.
+// `edge pick` in Node: reads {rows, budgets, device?, references?} as JSON on stdin, runs
+// picker.js (the same file the report page loads) and prints the result as JSON on stdout.
 //
 // budgets: {device, model, maxP90Ms, maxSizeMb, maxMemoryMb, minFidelity} (a top-level `device`
-// wins). Without a device, prints bestPerDevice(rows, budgets) (a list). Bad input: a message
+// wins); references: the reference-point rows (edge.reference_points.compare_with_records). Without a device, prints bestPerDevice(rows, budgets) (a list). Bad input: a message
 // on stderr and exit status 2.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -33,6 +33,10 @@ if (input === null || typeof input !== "object" || !Array.isArray(input.rows)) {
 }
 const options = { ...(input.budgets || {}) };
 if (input.device !== undefined && input.device !== null) options.device = input.device;
+if (input.references !== undefined && input.references !== null) {
+  if (!Array.isArray(input.references)) fail("references must be a list");
+  options.references = input.references;
+}
 
 let result;
 try {

@@ -5,21 +5,36 @@
  * syntax, no dependencies.
  *
  * Rows are the tidy table's rows as plain objects (edge/report/table.py: device, model, variant,
- * runtime, threads, status, p90_ms, gzip_bytes, size_mb, memory_mb, fidelity, task, ...), with
- * unknown figures as null (or NaN).
+ * runtime, threads, status, p50_ms, p90_ms, gzip_bytes, size_mb, memory_mb, memory_metric,
+ * fidelity, task, emulated, emulation_method, target_slowdown, achieved_slowdown, off_target,
+ * tie_group, gpu_software, ...), with unknown figures as null (or NaN).
  *
  * Rules:
  *  - candidates: the rows of the device (and of the model, when options.model is given: an
- *    exact model name or a family) whose status is "ok";
+ *    exact model name or a family) whose status is "ok", except GPU runtimes (tfjs-webgl,
+ *    tfjs-webgpu) on an emulated device: there the GPU is the host's, never the phone's, so
+ *    they are never recommended (result.gpuExcluded counts them);
+ *  - the latency figure is p90; a cell with too few runs for a p90 is ranked and budgeted by
+ *    its p50, and the explanation says so;
  *  - a budget left null/undefined/"" is not applied; p90, size and memory budgets are maxima,
- *    the fidelity budget a minimum, all inclusive (p90 <= max passes);
+ *    the fidelity budget a minimum, all inclusive (p90 <= max passes); the memory budget
+ *    applies to memory_mb, whose memory_metric the explanation names;
  *  - an unknown figure fails a budget that is set on it (unknown memory passes only when no
  *    memory budget is set; unknown fidelity fails a min fidelity);
- *  - among the candidates within every budget: p90 ascending, then gzip size ascending, then
- *    fidelity descending, then variant, runtime, threads, cell id (deterministic);
+ *  - among the candidates within every budget: latency ascending, then gzip size ascending,
+ *    then fidelity descending, then variant, runtime, threads, cell id (deterministic);
+ *  - ties within noise: the fitting cells with the same model, runtime, device, threads and
+ *    tie_group as the fastest one cannot be told apart by the measurements; among them the
+ *    smaller download, then the higher fidelity, wins, and the others are listed as tied
+ *    (result.tied), not as runners-up;
  *  - when nothing fits, the verdict names the binding budget: the one that, if it alone were
  *    dropped, would admit the most candidates (ties: the one that excludes more, then the order
- *    p90, size, memory, fidelity).
+ *    p90, size, memory, fidelity);
+ *  - result.notes: what the figures are worth: "emulated estimate (method, achieved slowdown
+ *    x.xx vs target y.yy)" for an emulated device, the emulation error of a published
+ *    reference point for that phone, model and runtime (options.references: rows of
+ *    edge.reference_points.compare_with_records), software rendering on the host, GPU cells
+ *    left out.
  */
 (function (root) {
   "use strict";
@@ -38,10 +53,15 @@
     text_detection: "kernel_iou",
   });
 
+  /** Runtimes on the GPU: on an emulated device, the host's GPU. */
+  var GPU_RUNTIMES = ["tfjs-webgl", "tfjs-webgpu"];
+
   var LABELS = {
     maxP90Ms: "max p90", maxSizeMb: "max size", maxMemoryMb: "max memory",
     minFidelity: "min fidelity",
   };
+  var TIMES = "\u00d7";
+
   var UNITS = { maxP90Ms: " ms", maxSizeMb: " MB", maxMemoryMb: " MB", minFidelity: "" };
 
   function known(x) {
@@ -75,6 +95,18 @@
 
   function p90(row) { return known(row.p90_ms) ? row.p90_ms : null; }
 
+  function p50(row) { return known(row.p50_ms) ? row.p50_ms : null; }
+
+  /** The latency a row is ranked and budgeted by: p90, else (too few runs) p50. */
+  function latency(row) { return p90(row) !== null ? p90(row) : p50(row); }
+
+  function isGpu(row) { return GPU_RUNTIMES.indexOf(row.runtime) >= 0; }
+
+  /** A GPU cell on an emulated device: never a recommendation. */
+  function emulatedGpu(row) { return isGpu(row) && row.emulated === true; }
+
+  function softwareRendering(row) { return isGpu(row) && row.gpu_software === true; }
+
   function sizeMb(row) {
     if (known(row.size_mb)) return row.size_mb;
     return known(row.gzip_bytes) ? row.gzip_bytes / 1e6 : null;
@@ -91,7 +123,7 @@
 
   function fidelityName(row) { return HEADLINE_METRIC[row.task] || "fidelity"; }
 
-  var VALUE = { maxP90Ms: p90, maxSizeMb: sizeMb, maxMemoryMb: memoryMb, minFidelity: fidelity };
+  var VALUE = { maxP90Ms: latency, maxSizeMb: sizeMb, maxMemoryMb: memoryMb, minFidelity: fidelity };
 
   /** The budget keys a row misses (an unknown figure misses a budget set on it). */
   function failures(row, budgets) {
@@ -120,15 +152,37 @@
     return a < b ? -1 : a > b ? 1 : 0;
   }
 
-  /** The ranking order: p90 asc, gzip size asc, fidelity desc, variant, runtime, threads, id. */
-  function compareRows(a, b) {
-    return cmpNum(p90(a), p90(b)) ||
-      cmpNum(gzipBytes(a), gzipBytes(b)) ||
-      cmpNum(fidelity(a), fidelity(b), true) ||
-      cmpText(a.variant, b.variant) ||
+  function tail(a, b) {
+    return cmpText(a.variant, b.variant) ||
       cmpText(a.runtime, b.runtime) ||
       cmpNum(known(a.threads) ? a.threads : null, known(b.threads) ? b.threads : null) ||
       cmpText(a.cell_id, b.cell_id);
+  }
+
+  /** The ranking order: latency (p90, else p50) asc, gzip size asc, fidelity desc, variant,
+   *  runtime, threads, id. */
+  function compareRows(a, b) {
+    return cmpNum(latency(a), latency(b)) ||
+      cmpNum(gzipBytes(a), gzipBytes(b)) ||
+      cmpNum(fidelity(a), fidelity(b), true) ||
+      tail(a, b);
+  }
+
+  /** Among cells tied within noise: gzip size asc, fidelity desc, then the ranking order. */
+  function compareTied(a, b) {
+    return cmpNum(gzipBytes(a), gzipBytes(b)) ||
+      cmpNum(fidelity(a), fidelity(b), true) ||
+      compareRows(a, b);
+  }
+
+  function sameThreads(a, b) {
+    return (known(a.threads) ? a.threads : null) === (known(b.threads) ? b.threads : null);
+  }
+
+  /** Same model, runtime, device, threads and tie group: indistinguishable by the samples. */
+  function tiedWith(a, b) {
+    return known(a.tie_group) && a.tie_group === b.tie_group && a.model === b.model &&
+      a.runtime === b.runtime && a.device === b.device && sameThreads(a, b);
   }
 
   // -- words --
@@ -148,22 +202,78 @@
     return fidelityName(row) + " " + (f === null ? "unknown" : f.toFixed(3));
   }
 
-  function fmtFigure(key, row) {
-    if (key === "maxP90Ms") {
-      return p90(row) === null ? "p90 unknown" : "p90 " + fmtNum(p90(row)) + " ms";
+  function fmtLatency(row) {
+    if (p90(row) !== null) return "p90 " + fmtNum(p90(row)) + " ms";
+    if (p50(row) !== null) {
+      return "p50 " + fmtNum(p50(row)) + " ms (no p90: too few runs" +
+        (known(row.n_runs) ? ", " + row.n_runs : "") + ")";
     }
+    return "p90 unknown";
+  }
+
+  function fmtFigure(key, row) {
+    if (key === "maxP90Ms") return fmtLatency(row);
     if (key === "maxSizeMb") {
       return sizeMb(row) === null ? "size unknown" : fmtNum(sizeMb(row)) + " MB gzip";
     }
     if (key === "maxMemoryMb") {
-      return "memory " + (memoryMb(row) === null ? "unknown" : fmtNum(memoryMb(row)) + " MB");
+      if (memoryMb(row) === null) return "memory unknown";
+      return "memory " + fmtNum(memoryMb(row)) + " MB" +
+        (row.memory_metric ? " as " + row.memory_metric : "");
     }
     return fmtFidelity(row);
   }
 
   function label(row, withModel) {
-    var where = row.runtime + (known(row.threads) ? ", " + row.threads + " threads" : "");
+    var where = row.runtime + (known(row.threads) ? ", " + plural(row.threads, "thread") : "") +
+      (softwareRendering(row) ? ", software rendering (host)" : "");
     return (withModel ? row.model + " " : "") + row.variant + " (" + where + ")";
+  }
+
+  function fmtRatio(x) { return known(x) ? x.toFixed(2) : "unknown"; }
+
+  /** "emulated estimate (method, achieved slowdown x.xx vs target y.yy)" for an emulated row,
+   *  else null. */
+  function emulationNote(row) {
+    if (row.emulated !== true) return null;
+    var parts = [row.emulation_method || "emulation method not recorded"];
+    if (known(row.achieved_slowdown) || known(row.target_slowdown)) {
+      parts.push("achieved slowdown " + fmtRatio(row.achieved_slowdown) + " vs target " +
+        fmtRatio(row.target_slowdown) + (row.off_target === true ? ", off target" : ""));
+    }
+    return "emulated estimate (" + parts.join(", ") + ")";
+  }
+
+  /** The reference point (a row of compare_with_records) for the row's device, model and
+   *  runtime: the one of the same variant (and threads) first. */
+  function referenceFor(row, references) {
+    var matches = (references || []).filter(function (ref) {
+      return ref && ref.phone === row.device && ref.runtime === row.runtime &&
+        (ref.model === row.model || ref.model === row.family);
+    });
+    if (!matches.length) return null;
+    function score(ref) {
+      return (ref.variant === row.variant ? 2 : 0) +
+        (ref.threads === undefined || ref.threads === null || ref.threads === row.threads
+          ? 1 : 0);
+    }
+    matches.sort(function (a, b) { return score(b) - score(a); });
+    return matches[0];
+  }
+
+  function referenceNote(ref) {
+    var what = ref.phone + " " + ref.model + (ref.variant ? " " + ref.variant : "") + " on " +
+      ref.runtime;
+    var text = "reference point (" + what + "): published " + fmtNum(ref.reference_ms) + " ms";
+    if (known(ref.estimate_ms) && known(ref.ratio)) {
+      text += ", emulated estimate " + fmtNum(ref.estimate_ms) + " ms: emulation error " +
+        TIMES + ref.ratio.toFixed(2) + " (estimate / published)";
+    } else {
+      text += "; not measured in this run, so the emulation error is unknown";
+    }
+    var source = ref.source_url || ref.source;
+    if (source) text += " [" + source + "]";
+    return text;
   }
 
   function plural(n, word) {
@@ -204,10 +314,38 @@
     return row.model === model || row.family === model;
   }
 
+  /** What the figures of the pick are worth, in words (result.notes). */
+  function notesFor(best, forDevice, options) {
+    var notes = [];
+    var gpu = forDevice.filter(function (r) { return r.status === "ok" && emulatedGpu(r); });
+    if (gpu.length) {
+      notes.push(plural(gpu.length, "GPU cell") + " (" + uniqueText(gpu.map(function (r) {
+        return r.runtime;
+      })) + ") left out: on an emulated device the GPU is the host's, not the phone's");
+    }
+    if (best) {
+      var emu = emulationNote(best);
+      if (emu) notes.push(emu);
+      if (softwareRendering(best)) {
+        notes.push("software rendering (host): " + (best.gpu_renderer || "a software " +
+          "rasterizer") + " drew these figures, not a GPU");
+      }
+      var ref = referenceFor(best, options.references);
+      if (ref) notes.push(referenceNote(ref));
+    }
+    return notes;
+  }
+
+  function uniqueText(values) {
+    var seen = [];
+    values.forEach(function (v) { if (seen.indexOf(v) < 0) seen.push(v); });
+    return seen.join(", ");
+  }
+
   /**
-   * pick(rows, {device, model?, maxP90Ms, maxSizeMb, maxMemoryMb, minFidelity}) ->
-   * {device, model, budgets, best, why, runnersUp, excludedBy, candidates, fitting, binding,
-   *  verdict}
+   * pick(rows, {device, model?, maxP90Ms, maxSizeMb, maxMemoryMb, minFidelity, references?}) ->
+   * {device, model, budgets, best, why, runnersUp, tied, excludedBy, gpuExcluded, candidates,
+   *  fitting, binding, verdict, notes}
    */
   function pick(rows, options) {
     options = options || {};
@@ -217,7 +355,8 @@
     var applied = BUDGET_KEYS.filter(function (k) { return budgets[k] !== null; });
     var result = {
       device: device, model: model, budgets: budgets, best: null, why: "", runnersUp: [],
-      excludedBy: {}, candidates: 0, fitting: 0, binding: null, verdict: "",
+      tied: [], excludedBy: {}, gpuExcluded: 0, candidates: 0, fitting: 0, binding: null,
+      verdict: "", notes: [],
     };
     applied.forEach(function (k) { result.excludedBy[k] = 0; });
 
@@ -229,11 +368,20 @@
       result.why = result.verdict = "no measurements on " + scope;
       return result;
     }
-    var candidates = forDevice.filter(function (r) { return r.status === "ok"; });
+    var candidates = forDevice.filter(function (r) {
+      return r.status === "ok" && !emulatedGpu(r);
+    });
     result.candidates = candidates.length;
+    result.gpuExcluded = forDevice.filter(function (r) {
+      return r.status === "ok" && emulatedGpu(r);
+    }).length;
     if (!candidates.length) {
+      result.notes = notesFor(null, forDevice, options);
       var counts = {};
-      forDevice.forEach(function (r) { counts[r.status] = (counts[r.status] || 0) + 1; });
+      forDevice.forEach(function (r) {
+        var s = r.status === "ok" && emulatedGpu(r) ? "ok on an emulated GPU" : r.status;
+        counts[s] = (counts[s] || 0) + 1;
+      });
       var parts = Object.keys(counts).sort().map(function (s) { return counts[s] + " " + s; });
       result.why = result.verdict = "no successful measurement on " + scope + " (" +
         parts.join(", ") + ")";
@@ -250,19 +398,34 @@
     result.fitting = fits.length;
     var manyModels = candidates.some(function (r) { return r.model !== candidates[0].model; });
 
+    result.notes = notesFor(null, forDevice, options);
     if (fits.length) {
-      var best = fits[0];
+      var tiedSet = fits.filter(function (r) { return r === fits[0] || tiedWith(r, fits[0]); });
+      tiedSet.sort(compareTied);
+      var best = tiedSet[0];
       result.best = best;
-      result.runnersUp = fits.slice(1, 4);
+      result.tied = tiedSet.slice(1);
+      result.runnersUp = fits.filter(function (r) {
+        return tiedSet.indexOf(r) < 0;
+      }).slice(0, 3);
       var figures = BUDGET_KEYS.map(function (k) {
         if (k === "maxMemoryMb" && budgets[k] === null && memoryMb(best) === null) return null;
         return fmtFigure(k, best) + " (" +
           (budgets[k] === null ? "no budget" : fmtBudget(k, budgets[k])) + ")";
       }).filter(Boolean);
-      result.why = label(best, manyModels) + " is the fastest of " +
-        plural(fits.length, "candidate") + " within budget on " + scope + ": " +
-        figures.join(", ");
+      var within = plural(fits.length, "candidate") + " within budget on " + scope;
+      if (result.tied.length) {
+        result.why = label(best, manyModels) + " ties within noise for the fastest of " +
+          within + " (tied: " + result.tied.map(function (r) {
+            return label(r, manyModels);
+          }).join(", ") + "; among tied cells the smaller download, then the higher " +
+          "fidelity, wins): " + figures.join(", ");
+      } else {
+        result.why = label(best, manyModels) + " is the fastest of " + within + ": " +
+          figures.join(", ");
+      }
       result.verdict = "pick " + label(best, manyModels) + " on " + scope;
+      result.notes = notesFor(best, forDevice, options);
       return result;
     }
 
@@ -323,7 +486,11 @@
     HEADLINE_METRIC: HEADLINE_METRIC,
     normalizeBudgets: normalizeBudgets,
     failures: failures,
+    GPU_RUNTIMES: GPU_RUNTIMES,
     compareRows: compareRows,
+    latency: latency,
+    emulationNote: emulationNote,
+    referenceFor: referenceFor,
     pick: pick,
     bestPerDevice: bestPerDevice,
     devices: devices,

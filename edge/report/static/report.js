@@ -90,7 +90,9 @@
   }
 
   function runtimeText(row) {
-    return row.runtime + (known(row.threads) ? ", " + row.threads + " threads" : "");
+    return row.runtime + (known(row.threads) ? ", " + row.threads + " thread" +
+      (row.threads === 1 ? "" : "s") : "") +
+      (row.gpu_software === true ? ", software rendering (host)" : "");
   }
 
   /** A model's parameters (after the ':'), or the name when it has none. */
@@ -230,9 +232,18 @@
     minFidelity: "min fidelity" };
 
   function figures(row) {
-    return "p50 " + fmt(row.p50_ms, " ms") + " \u00b7 p90 " + fmt(row.p90_ms, " ms") + " \u00b7 " +
+    return "p50 " + fmt(row.p50_ms, " ms") + " \u00b7 p90 " +
+      (known(row.p90_ms) ? fmt(row.p90_ms, " ms") : "\u2014 (too few runs)") + " \u00b7 " +
       fmt(row.size_mb, " MB") + " gzip \u00b7 memory " + fmt(row.memory_mb, " MB") +
+      (row.memory_metric && known(row.memory_mb) ? " (" + row.memory_metric + ")" : "") +
       " \u00b7 fidelity " + (known(row.fidelity) ? row.fidelity.toFixed(3) : "unknown");
+  }
+
+  function notesList(result) {
+    if (!result.notes || !result.notes.length) return null;
+    return h("ul", { className: "notes", id: "pick-notes" }, result.notes.map(function (n) {
+      return h("li", { text: n });
+    }));
   }
 
   function renderPick(out, result, devices) {
@@ -248,6 +259,17 @@
       ]));
       out.appendChild(h("p", { className: "figures", text: figures(b) }));
       out.appendChild(h("p", { className: "why" }, [h("b", { text: "Why: " }), result.why]));
+      var notes = notesList(result);
+      if (notes) out.appendChild(notes);
+      if (result.tied && result.tied.length) {
+        out.appendChild(h("p", { className: "sub",
+          text: "Tied within noise (the measurements cannot tell them apart):" }));
+        out.appendChild(h("ul", { className: "tied", id: "pick-tied" },
+          result.tied.map(function (r) {
+            return h("li", {}, [h("b", { text: r.variant + " (" + runtimeText(r) + ")" }),
+              ": " + figures(r)]);
+          })));
+      }
       if (result.runnersUp && result.runnersUp.length) {
         out.appendChild(h("p", { className: "sub", text: "Runners-up:" }));
         out.appendChild(h("ol", { className: "runners", start: 2 },
@@ -262,6 +284,8 @@
       if (result.why && result.why !== result.verdict) {
         out.appendChild(h("p", { className: "why", text: result.why }));
       }
+      var none = notesList(result);
+      if (none) out.appendChild(none);
     }
     var excluded = Object.keys(result.excludedBy || {}).filter(function (k) {
       return result.excludedBy[k] > 0;
@@ -299,7 +323,8 @@
       });
     }
     function update() {
-      var options = { device: deviceSel.value, model: modelSel.value || null };
+      var options = { device: deviceSel.value, model: modelSel.value || null,
+        references: data.references || [] };
       Object.keys(BUDGET_INPUTS).forEach(function (k) {
         var raw = document.getElementById(BUDGET_INPUTS[k]).value.trim();
         var n = raw === "" ? null : Number(raw);
@@ -345,7 +370,8 @@
         d.emulated ? emuBadge() : null]);
     })));
     var body = (data.models || []).map(function (model) {
-      var results = picker.bestPerDevice(data.rows, Object.assign({}, budgets, { model: model }));
+      var results = picker.bestPerDevice(data.rows, Object.assign({}, budgets,
+        { model: model, references: data.references || [] }));
       var byDevice = {};
       results.forEach(function (r) { byDevice[r.device] = r; });
       var page = null;
@@ -362,7 +388,8 @@
               r.binding ? h("br") : null,
               r.binding ? h("small", { text: BUDGET_WORDS[r.binding] }) : null]);
           }
-          return h("td", { className: "best", title: r.why, "data-cell": r.best.cell_id }, [
+          var title = [r.why].concat(r.notes || []).join("\n");
+          return h("td", { className: "best", title: title, "data-cell": r.best.cell_id }, [
             h("b", { text: r.best.variant }), h("br"),
             h("small", { text: runtimeText(r.best) + " \u00b7 p90 " + fmt(r.best.p90_ms, " ms") }),
           ]);
