@@ -343,6 +343,16 @@ def _ms(value: float | None) -> str:
     return f"{value:.3g}" if value < 10 else f"{value:.1f}"
 
 
+def short_source(url: str) -> str:
+    """`https://github.com/o/r/blob/<commit>/a/b.md` -> `o/r b.md@<commit[:8]>`; other URLs as
+    they are."""
+    match = re.match(r"^https://github\.com/([^/]+/[^/]+)/blob/([0-9a-f]{40})/(.+)$", url)
+    if not match:
+        return url
+    repo, commit, path = match.groups()
+    return f"{repo} {path.rsplit('/', 1)[-1]}@{commit[:8]}"
+
+
 def format_table(rows: Iterable[Mapping[str, Any]]):
     """A rich Table of `compare_with_records` rows."""
     from rich.table import Table
@@ -369,5 +379,5 @@ def format_table(rows: Iterable[Mapping[str, Any]]):
                       str(row.get("runtime", "")), "-" if threads is None else str(threads),
                       _ms(row.get("reference_ms")), estimate, ratio_text,
                       str(row.get("method") or "-"),
-                      str(row.get("note") or row.get("source") or ""))
+                      str(row.get("note") or short_source(str(row.get("source") or ""))))
     return table

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from edge.errors import EdgeError
-from edge.farm.matrix import MATRIX_FILE, load_matrix
+from edge.farm.matrix import GPU_RUNTIMES, MATRIX_FILE, load_matrix
 
-DEVICES = ["host", "moto_g4", "pixel_5", "pixel_7"]
+DEVICES = ["host", "moto_g4", "pixel_5", "pixel_7", "pixel_2", "pixel_4"]
 SLUGS = ["mobilenet_v2", "efficientnet_b0", "efficientnet_lite0", "deeplab_v3",
          "deeplab_v3:head=cityscapes", "deeplab_v3:head=ade20k", "psenet"]
 
@@ -25,13 +25,50 @@ def test_default_matrix_covers_every_family_variant_and_runtime():
     cells = matrix.cells("default", SLUGS)
     assert {c.model for c in cells} == set(SLUGS)
     assert {c.variant for c in cells} >= set(DEFAULT_VARIANTS)
-    assert {c.runtime for c in cells} == set(RUNTIMES)
+    # WebGPU runs on SwiftShader here (seconds per run): in --preset full only
+    assert {c.runtime for c in cells} == set(RUNTIMES) - {"tfjs-webgpu"}
     assert len({c.device for c in cells}) >= 3
     assert len(set(cells)) == len(cells)
-    assert all(c.device == "host" and c.threads for c in cells if c.native)
-    assert all(c.threads is None for c in cells if not c.native)
-    # native cells first (they are timed with nothing else running), then browsers
-    assert [c.native for c in cells] == sorted((c.native for c in cells), reverse=True)
+    assert all(c.threads for c in cells if c.native)
+    # never more threads than a 2-core host has
+    assert max(c.threads or 1 for c in cells) <= 2
+    # no GPU backend on an emulated phone: the host's GPU is not a phone's
+    assert all(c.device == "host" for c in cells if c.runtime in GPU_RUNTIMES)
+    assert all(c.threads is None for c in cells if c.runtime in GPU_RUNTIMES)
+    # every emulated cell has a host cell at the same threads to be compared with
+    host = {(c.model, c.variant, c.runtime, c.threads) for c in cells if c.device == "host"}
+    phones = [c for c in cells if c.device != "host"]
+    assert phones and all((c.model, c.variant, c.runtime, c.threads) in host for c in phones)
+    assert {c.device for c in phones if c.native} >= {"moto_g4", "pixel_5", "pixel_7"}
+
+
+def test_rules_may_name_browser_threads_and_native_devices(tmp_path):
+    path = write(tmp_path, """
+[build]
+models = ["mobilenet_v2"]
+variants = ["tflite-fp32", "tfjs-fp32"]
+[bench]
+devices = ["host", "pixel_4"]
+[[bench.cells]]
+runtimes = ["tfjs-wasm", "tfjs-webgl"]
+devices = ["pixel_4"]
+threads = [1]
+[[bench.cells]]
+runtimes = ["litert"]
+devices = ["pixel_4"]
+""")
+    cells = load_matrix(path, device_names=DEVICES).cells("default", ["mobilenet_v2"])
+    got = {(c.runtime, c.device, c.threads) for c in cells}
+    assert got == {("tfjs-wasm", "pixel_4", 1), ("tfjs-webgl", "pixel_4", None),
+                   ("litert", "pixel_4", 2)}
+
+
+def test_full_preset_never_oversubscribes(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    matrix = load_matrix(MATRIX_FILE, device_names=DEVICES)
+    assert {c.threads for c in matrix.cells("full", SLUGS)} == {1, 2, None}
 
 
 def test_presets():

@@ -14,7 +14,11 @@ mobilenet_v2 on host, the ok cells are (p90 ms, gzip MB, top1_agreement):
     tfjs-fp32           tfjs-webgl     61.02   1.485  1.0
 
 and on moto_g4: tfjs-fp32 / tfjs-wasm 405.6 ms and tfjs-uint8 / tfjs-wasm 424.2 ms (tfjs-webgl
-failed).
+failed); their three samples each cannot tell them apart (one tie group).
+
+The rules added with the quality fields (GPU cells on emulated devices, tie groups, p50 when p90
+is null, the memory metric, emulation and reference-point notes) run on hand-made rows and on
+the hand-made second fixture (tests/fixtures/results-v2/).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from edge.report.pick import (
     best_per_device,
     format_pick,
     pick,
+    require_model,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results"
@@ -118,9 +123,12 @@ def test_a_size_budget_changes_the_pick(df):
     assert picked(result) == ("tflite-int8-dynamic", "litert")
     assert runners(result) == [("tfjs-uint8", "tfjs-wasm")]
     on_phone = pick(df, "moto_g4", max_p90_ms=500, max_size_mb=1.0, model="mobilenet_v2")
-    assert picked(on_phone) == ("tfjs-uint8", "tfjs-wasm")
-    assert picked(pick(df, "moto_g4", max_p90_ms=500, model="mobilenet_v2")) == \
-        ("tfjs-fp32", "tfjs-wasm")
+    assert picked(on_phone) == ("tfjs-uint8", "tfjs-wasm") and on_phone["tied"] == []
+    # without the size budget fp32 has the lower p90, but the two tie within noise: the
+    # smaller download wins and fp32 is listed as tied, not as a runner-up
+    loose = pick(df, "moto_g4", max_p90_ms=500, model="mobilenet_v2")
+    assert picked(loose) == ("tfjs-uint8", "tfjs-wasm")
+    assert [r["variant"] for r in loose["tied"]] == ["tfjs-fp32"] and loose["runnersUp"] == []
 
 
 @needs_node
@@ -271,6 +279,184 @@ def test_the_script_matches_python_constants():
                         "maxSizeMb": DEFAULT_BUDGETS["max_size_mb"],
                         "maxMemoryMb": DEFAULT_BUDGETS["max_memory_mb"],
                         "minFidelity": DEFAULT_BUDGETS["min_fidelity"]}
+
+
+# -- what the figures are worth -------------------------------------------------------------
+
+V2 = FIXTURE.parent / "results-v2"
+V2_RUN = "20270110-090000-5e1f"
+
+
+@pytest.fixture(scope="module")
+def v2() -> pd.DataFrame:
+    from edge.report.table import load_run, tidy
+
+    return tidy(load_run(V2, V2_RUN)[0])
+
+
+@needs_node
+def test_gpu_runtimes_are_never_recommended_on_an_emulated_device():
+    frame = rows({"variant": "gpu", "runtime": "tfjs-webgl", "p90_ms": 1.0, "emulated": True},
+                 {"variant": "gpu2", "runtime": "tfjs-webgpu", "p90_ms": 2.0, "emulated": True},
+                 {"variant": "cpu", "runtime": "tfjs-wasm", "p90_ms": 50.0, "emulated": True})
+    result = pick(frame, "d")
+    assert result["best"]["variant"] == "cpu" and result["runnersUp"] == []
+    assert (result["candidates"], result["gpuExcluded"]) == (1, 2)
+    assert result["notes"][0] == ("2 GPU cells (tfjs-webgl, tfjs-webgpu) left out: on an "
+                                  "emulated device the GPU is the host's, not the phone's")
+    # only GPU cells: nothing to recommend, and the verdict says why
+    alone = pick(frame.iloc[:2], "d")
+    assert alone["best"] is None and alone["candidates"] == 0
+    assert alone["verdict"] == "no successful measurement on d (2 ok on an emulated GPU)"
+    # on the host a GPU cell is a candidate
+    host = pick(frame.assign(emulated=False), "d")
+    assert host["best"]["variant"] == "gpu" and host["gpuExcluded"] == 0
+
+
+@needs_node
+def test_software_rendering_on_the_host_is_labelled(v2):
+    result = pick(v2[v2.runtime == "tfjs-webgl"], "host")
+    assert result["verdict"].startswith("pick ")
+    assert "tfjs-fp32 (tfjs-webgl, software rendering (host))" in result["verdict"]
+    assert any(n.startswith("software rendering (host): ANGLE (Google, Vulkan")
+               for n in result["notes"])
+    assert "software rendering (host)" in format_pick(result).splitlines()[0]
+
+
+@needs_node
+def test_ties_within_noise_go_to_the_smaller_download_then_fidelity():
+    base = {"runtime": "tfjs-wasm", "threads": 2}
+    frame = rows({**base, "variant": "fp32", "p90_ms": 10.0, "tie_group": 1, "size_mb": 4.0,
+                  "gzip_bytes": 4_000_000},
+                 {**base, "variant": "fp16", "p90_ms": 10.2, "tie_group": 1, "size_mb": 2.0,
+                  "gzip_bytes": 2_000_000, "fidelity": 0.99},
+                 {**base, "variant": "uint8", "p90_ms": 10.4, "tie_group": 1, "size_mb": 2.0,
+                  "gzip_bytes": 2_000_000, "fidelity": 1.0},
+                 {**base, "variant": "slow", "p90_ms": 14.0, "tie_group": 2, "size_mb": 0.5,
+                  "gzip_bytes": 500_000},
+                 # the same tie group number in another runtime or thread count is no tie
+                 {"runtime": "other", "threads": 2, "variant": "x", "p90_ms": 10.3,
+                  "tie_group": 1, "size_mb": 0.1, "gzip_bytes": 100_000},
+                 {**base, "threads": 4, "variant": "t4", "p90_ms": 10.1, "tie_group": 1,
+                  "size_mb": 0.1, "gzip_bytes": 100_000})
+    result = pick(frame, "d")
+    assert result["best"]["variant"] == "uint8"  # as small as fp16, higher fidelity
+    assert [r["variant"] for r in result["tied"]] == ["fp16", "fp32"]
+    assert [r["variant"] for r in result["runnersUp"]] == ["t4", "x", "slow"]
+    assert result["why"].startswith(
+        "uint8 (r, 2 threads) ties within noise for the fastest of 6 candidates within budget "
+        "on d (tied: fp16 (r, 2 threads), fp32 (r, 2 threads); among tied cells the smaller "
+        "download, then the higher fidelity, wins): p90 10.4 ms".replace("(r,", "(tfjs-wasm,"))
+    text = format_pick(result)
+    assert "  tied within noise (the measurements cannot tell them apart):" in text
+    assert "    = fp16 (tfjs-wasm, 2 threads): p90 10.2 ms, 2 MB gzip, fidelity 0.990" in text
+    # without tie groups the same rows rank by p90 alone
+    plain = pick(frame.drop(columns="tie_group"), "d")
+    assert plain["best"]["variant"] == "fp32" and plain["tied"] == []
+
+
+@needs_node
+def test_a_missing_p90_ranks_by_p50_and_says_so():
+    frame = rows({"variant": "few", "p90_ms": None, "p50_ms": 3.0, "n_runs": 12},
+                 {"variant": "many", "p90_ms": 4.0, "p50_ms": 3.5, "n_runs": 40},
+                 {"variant": "slowfew", "p90_ms": None, "p50_ms": 30.0, "n_runs": 5})
+    result = pick(frame, "d", max_p90_ms=10)
+    assert result["best"]["variant"] == "few"
+    assert "p50 3 ms (no p90: too few runs, 12) (max p90 10 ms)" in result["why"]
+    assert result["excludedBy"] == {"maxP90Ms": 1}  # the budget holds the p50 too
+    assert [r["variant"] for r in result["runnersUp"]] == ["many"]
+    assert "    3. slowfew (r): p50 30 ms (no p90: too few runs), 1 MB gzip, fidelity 1.000" \
+        in format_pick(pick(frame, "d"))
+
+
+@needs_node
+def test_the_memory_budget_names_its_metric():
+    frame = rows({"variant": "a", "p90_ms": 1.0, "memory_mb": 300.0,
+                  "memory_metric": "renderer-peak-rss"},
+                 {"variant": "b", "p90_ms": 2.0, "memory_mb": 100.0,
+                  "memory_metric": "renderer-peak-rss"})
+    result = pick(frame, "d", max_memory_mb=200)
+    assert result["best"]["variant"] == "b"
+    assert "memory 100 MB as renderer-peak-rss (max memory 200 MB)" in result["why"]
+
+
+@needs_node
+def test_emulated_figures_and_reference_points_are_explained():
+    emu = {"emulated": True, "runtime": "tfjs-wasm", "threads": 2, "model": MB,
+           "family": "mobilenet_v2", "emulation_method": "cgroup-v2", "target_slowdown": 5.0}
+    frame = rows({**emu, "variant": "tfjs-fp32", "p90_ms": 40.0, "p50_ms": 38.0,
+                  "achieved_slowdown": 4.952})
+    refs = [{"phone": "d", "model": MB, "variant": "tfjs-fp32", "runtime": "tfjs-wasm",
+             "threads": 2, "reference_ms": 30.0, "estimate_ms": 38.0, "ratio": 38.0 / 30.0,
+             "method": "cgroup-v2", "source": "https://example.org/published", "note": None},
+            {"phone": "other", "model": "mobilenet_v2", "variant": "tfjs-fp32",
+             "runtime": "tfjs-wasm", "threads": None, "reference_ms": 1.0, "estimate_ms": None,
+             "ratio": None, "note": "not measured in this run"}]
+    result = pick(frame, "d", references=refs)
+    assert result["notes"] == [
+        "emulated estimate (cgroup-v2, achieved slowdown 4.95 vs target 5.00)",
+        f"reference point (d {MB} tfjs-fp32 on tfjs-wasm): published 30 ms, emulated estimate "
+        f"38 ms: emulation error \u00d71.27 (estimate / published) "
+        f"[https://example.org/published]"]
+    text = format_pick(result)
+    assert "  note: emulated estimate (cgroup-v2, achieved slowdown 4.95 vs target 5.00)" in text
+    assert "  note: reference point (d " in text
+    # a reference point for the phone that was not measured: its error is unknown
+    unmeasured = [dict(refs[1], phone="d")]
+    notes = pick(frame, "d", references=unmeasured)["notes"]
+    assert notes[1] == ("reference point (d mobilenet_v2 tfjs-fp32 on tfjs-wasm): published "
+                        "1 ms; not measured in this run, so the emulation error is unknown")
+    # no reference, off target, no method: said as such
+    off = pick(frame.assign(off_target=True, emulation_method=None, achieved_slowdown=1.3), "d")
+    assert off["notes"] == ["emulated estimate (emulation method not recorded, achieved "
+                            "slowdown 1.30 vs target 5.00, off target)"]
+    assert pick(frame.assign(emulated=False), "d")["notes"] == []
+
+
+@needs_node
+def test_the_second_fixture_picks(v2):
+    phone = pick(v2, "pixel_5", **DEFAULTS, model="mobilenet_v2")
+    assert picked(phone) == ("tfjs-uint8", "tfjs-wasm")  # the smallest of three tied
+    assert [r["variant"] for r in phone["tied"]] == ["tfjs-fp16", "tfjs-fp32"]
+    assert phone["gpuExcluded"] == 1 and phone["candidates"] == 3
+    assert "emulated estimate (cgroup-v2, achieved slowdown 5.00 vs target 5.00)" in \
+        phone["notes"]
+    moto = pick(v2, "moto_g4", **DEFAULTS, model="mobilenet_v2")
+    assert picked(moto) == ("tfjs-uint8", "tfjs-wasm")
+    assert "p50 69.3 ms (no p90: too few runs, 12)" in moto["why"]
+    assert moto["notes"] == ["emulated estimate (devtools-main-thread, achieved slowdown "
+                             "unknown vs target 8.00)"]
+
+
+def test_a_run_with_several_models_needs_a_model(df, v2):
+    with pytest.raises(EdgeError, match=r"measured 4 models: choose one with --model") as err:
+        require_model(df, None)
+    assert MB in str(err.value) and EVIL in str(err.value)
+    require_model(df, MB)
+    require_model(df[df.model == MB], None)
+
+
+@needs_node
+def test_the_pick_command(capsys, monkeypatch):
+    from edge.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exit_:
+        main(["pick", "--reports-dir", str(V2), "--device", "pixel_5"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "this run measured 2 models: choose one with --model" in err
+    assert "deeplab_v3:size=65,alpha=0.35,aspp_channels=16" in err
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["pick", "--reports-dir", str(V2), "--device", "pixel_5", "--model",
+              "mobilenet_v2", "--max-p90", "200"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "pixel_5 / mobilenet_v2: use tfjs-uint8 (tfjs-wasm, 2 threads)"
+    assert "  note: emulated estimate (cgroup-v2, achieved slowdown 5.00 vs target 5.00)" in out
+    assert "  note: 1 GPU cell (tfjs-webgl) left out" in out
+    assert "    = tfjs-fp16 (tfjs-wasm, 2 threads)" in out
 
 
 # -- compare --------------------------------------------------------------------------------

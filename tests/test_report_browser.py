@@ -189,3 +189,37 @@ def test_other_pages_load_cleanly(browser, run_dir):
     assert "<script>alert(1)</script>" in page.inner_text("header")  # shown as text
     assert watched.problems == []
     watched.close()
+
+
+def test_overview_of_a_run_with_the_quality_fields(browser, tmp_path):
+    """The hand-made second fixture: failed self-checks stand out, the picker leaves the GPU cell
+    of the emulated phone out, lists the tied variants and says what the figures are worth."""
+    run = "20270110-090000-5e1f"
+    reports = tmp_path / "reports"
+    shutil.copytree(FIXTURES.parent / "results-v2" / run, reports / run)
+    write_report(reports, run)
+    watched = Watched(browser)
+    page = watched.open(reports / run / "index.html")
+    assert page.locator("#self-checks tr.check").count() == 5
+    assert page.locator("#self-checks tr.check.fail").count() == 3
+    assert page.locator("#self-checks tr.check.fail td").first.evaluate(
+        "td => getComputedStyle(td).backgroundColor") != "rgba(0, 0, 0, 0)"
+
+    page.select_option("#pick-model", MOBILENET)
+    page.select_option("#pick-device", "pixel_5")
+    best = page.locator("#pick-best")
+    best.wait_for()
+    assert "tfjs-uint8" in best.inner_text() and "tfjs-webgl" not in best.inner_text()
+    tied = page.inner_text("#pick-tied")
+    assert "tfjs-fp16" in tied and "tfjs-fp32" in tied
+    notes = page.inner_text("#pick-notes")
+    assert "emulated estimate (cgroup-v2, achieved slowdown 5.00 vs target 5.00)" in notes
+    assert "1 GPU cell (tfjs-webgl) left out" in notes
+
+    page.select_option("#pick-device", "moto_g4")
+    assert "no p90: too few runs" in page.inner_text("#pick-result")
+    page.wait_for_timeout(300)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-quality.png"), full_page=True)
+    assert watched.problems == []
+    watched.close()

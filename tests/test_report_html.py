@@ -1,5 +1,6 @@
-"""The HTML report from the committed fixture run: files, escaping, failures, the picker's rows,
-`reports/latest`, offline assets. Fast: no browser (the picker runs under Node when present)."""
+"""The HTML report from the committed fixture runs: files, escaping, failures, the picker's rows,
+self-checks, reference points, emulation and quality columns, `reports/latest`, offline assets.
+Fast: no browser (the picker runs under Node when present)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from edge.results.store import DamagedRecordWarning
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 RUN_ID = "20261129-102929-9e7c"
 XSS = "<script>alert(1)</script>"
+DASH = "\u2014"
 STATIC = Path(report_html.__file__).parent / "static"
 
 needs_node = pytest.mark.skipif(shutil.which(os.environ.get("EDGE_NODE") or "node") is None,
@@ -290,7 +292,11 @@ def test_report_works_offline(report):
     for path in pages(run_dir):
         text = path.read_text(encoding="utf-8")
         assert "cdn.plot.ly" not in text
-        # error texts may quote URLs; what the page loads or links must be a local file
+        # error texts may quote URLs, and published sources are cited with external links
+        # (class "ext", never loaded); what the page loads or links otherwise must be local
+        cited = re.findall(r'<a class="ext" href="([^"]*)" rel="noopener noreferrer"', text)
+        assert all(url.startswith("https://") for url in cited)
+        text = re.sub(r'<a class="ext" href="[^"]*"', "<a", text)
         for ref in re.findall(r'(?:src|href)="([^"]*)"', text):
             assert "//" not in ref and not ref.startswith("/"), (path.name, ref)
             target = ref.split("#", 1)[0]
@@ -300,3 +306,212 @@ def test_report_works_offline(report):
             assert (run_dir / src).is_file()
     css = (run_dir / "report.css").read_text(encoding="utf-8")
     assert "@import" not in css and "url(" not in css
+
+
+# -- what the figures are worth -----------------------------------------------------------------
+
+V2 = FIXTURES.parent / "results-v2"
+V2_RUN = "20270110-090000-5e1f"
+MOBILENET = "mobilenet_v2:size=64,alpha=0.35,classes=6"
+
+
+@pytest.fixture(scope="module")
+def report_v2(tmp_path_factory):
+    reports = tmp_path_factory.mktemp("report-v2") / "reports"
+    shutil.copytree(V2 / V2_RUN, reports / V2_RUN)
+    index = write_report(reports, V2_RUN)
+    return {"reports": reports, "run_dir": reports / V2_RUN, "index": index}
+
+
+def check_rows(text: str) -> dict[str, tuple[str, str]]:
+    """Self-check name -> (row class, status text) from the overview."""
+    section = re.search(r'<section id="self-checks".*?</section>', text, re.S).group(0)
+    return {name: (cls, status) for cls, name, status in re.findall(
+        r'<tr class="check (\w+)" data-check="([^"]+)"><td><span class="check-status \w+">'
+        r"([A-Z/]+)</span>", section)}
+
+
+def test_self_checks_of_old_records_are_listed_and_written(report):
+    from edge.results.checks import CHECK_NAMES, self_checks
+
+    text = report["index"].read_text(encoding="utf-8")
+    rows = check_rows(text)
+    assert list(rows) == list(CHECK_NAMES)
+    assert rows == {"emulated-not-faster": ("pass", "PASS"),
+                    "weight-variants-tie": ("pass", "PASS"),
+                    "slowdown-on-target": ("na", "N/A"), "competing-load": ("na", "N/A"),
+                    "no-emulated-gpu": ("pass", "PASS")}
+    assert '<section id="self-checks" class="card checks">' in text  # nothing highlighted
+    assert "3 of 5 self-checks passed, none failed" in text
+    assert escape("no cell measured the load of other processes") in text
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedRecordWarning)
+        records, _ = load_run(FIXTURES, RUN_ID)
+    written = json.loads((report["run_dir"] / "checks.json").read_text(encoding="utf-8"))
+    assert written["checks"] == self_checks(records) and written["passed"] is True
+    assert embedded(report["index"])["checks"] == written["checks"]
+
+
+def test_failed_self_checks_are_highlighted_with_their_details(report_v2):
+    text = report_v2["index"].read_text(encoding="utf-8")
+    rows = check_rows(text)
+    assert {k: v[1] for k, v in rows.items()} == {
+        "emulated-not-faster": "PASS", "weight-variants-tie": "PASS",
+        "slowdown-on-target": "FAIL", "competing-load": "FAIL", "no-emulated-gpu": "FAIL"}
+    assert rows["competing-load"][0] == "fail"
+    assert '<section id="self-checks" class="card checks has-fail">' in text
+    assert ("<b>3 of 5 self-checks failed</b> (slowdown-on-target, competing-load, "
+            "no-emulated-gpu)") in text
+    assert (f"<li>{escape(MOBILENET)} tfjs-fp16 tfjs-wasm pixel_5 t2: other processes used "
+            f"0.62 cores</li>") in text
+    assert "<details open><summary>1 detail</summary>" in text
+    checks = json.loads((report_v2["run_dir"] / "checks.json").read_text(encoding="utf-8"))
+    assert checks["passed"] is False and checks["counts"] == {"pass": 2, "fail": 3, "n/a": 0}
+
+
+def test_provenance_shows_the_emulation_per_device(report, report_v2):
+    text = report_v2["index"].read_text(encoding="utf-8")
+    table = re.search(r'<table class="plain devices">.*?</table>', text, re.S).group(0)
+    pixel = re.search(r"<tr><td>pixel_5</td>.*?</tr>", table, re.S).group(0)
+    assert "<code>cgroup-v2</code>" in pixel and "(5 cells)" in pixel
+    # achieved: 4.92, 4.95, 5.00, 5.03 and the webgl cell's 1.27
+    assert "median 4.95\u00d7 (range 1.27\u00d7\u20135.03\u00d7, 5 cells) vs target 5\u00d7" \
+        in pixel
+    assert '<span class="off-target">1 off target</span>' in pixel
+    assert "calibration workload: 4.93\u00d7" in pixel
+    moto = re.search(r"<tr><td>moto_g4</td>.*?</tr>", table, re.S).group(0)
+    assert "<code>devtools-main-thread</code>" in moto and "not measured (no host cell)" in moto
+    assert ("tfjs-webgl: ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero) "
+            "(0x0000C0DE)), SwiftShader driver) (software rendering) "
+            '<span class="muted">(2 cells)</span>') in text  # Graphics, from the gpu field
+    host = re.search(r"<tr><td>host</td>.*?</tr>", table, re.S).group(0)
+    assert "code" not in host  # not emulated: no method
+    devices = {d["id"]: d for d in embedded(report_v2["index"])["devices"]}
+    assert devices["pixel_5"]["emulation"]["achieved_median"] == pytest.approx(4.9531)
+    assert devices["host"]["emulation"] is None
+
+    old = report["index"].read_text(encoding="utf-8")
+    old_moto = re.search(r"<tr><td>moto_g4</td>.*?</tr>", old, re.S).group(0)
+    assert old_moto.count("not recorded") == 2  # emulated, but the records predate the fields
+
+
+def test_model_tables_show_interval_tie_group_emulation_load_and_gpu(report, report_v2):
+    page = (report_v2["run_dir"] / "model-mobilenet_v2.html").read_text(encoding="utf-8")
+    for header in ("95 % CI ms", "Tie", "Emulation", "Load", "Memory MB"):
+        assert f'<button type="button" class="sort">{header}</button>' in page
+    rows = re.findall(r'<tr class="st-[^"]*">.*?</tr>', page, re.S)
+
+    def row(*words):
+        found = [r for r in rows if all(w in r for w in words)]
+        assert len(found) == 1, words
+        return found[0]
+
+    busy = row(">tfjs-fp16<", "pixel_5")
+    assert '<span class="busy" title="measured under competing load">busy 0.62</span>' in busy
+    assert "cgroup-v2<br>5.03\u00d7 / 5\u00d7" in busy
+    assert "not steady" in busy
+    assert re.search(r'title="\u00b1\d\.\d%[^"]*">39\.9\u201340\.9</td>', busy)
+    assert 'title="renderer-peak-rss">287</td>' in busy
+    gpu = row(">tfjs-webgl<", "pixel_5")
+    assert '<span class="off-target">off target</span>' in gpu
+    host_gpu = row(">tfjs-webgl<", ">host<")
+    assert '<small class="renderer">ANGLE (Google, Vulkan 1.3.0 (SwiftShader' in host_gpu
+    assert '<span class="badge soft">software</span>' in host_gpu
+    few = row(">tfjs-uint8<", "moto_g4")
+    assert "devtools-main-thread<br>\u2014 / 8\u00d7" in few
+    tie = re.findall(r'<td class="num" data-v="([^"]*)">1</td>', row(">tfjs-uint8<", ">host<"))
+    assert tie == ["1.0"]
+
+    old = (report["run_dir"] / "model-mobilenet_v2.html").read_text(encoding="utf-8")
+    body = re.search(r'<table id="cells".*?<tbody>(.*?)</tbody>', old, re.S).group(1)
+    assert "busy" not in body and "off target" not in body  # nothing to say for old records
+    assert "method not recorded" in body  # emulated rows without an emulation record
+    assert "not steady" not in body and "\u2013" not in body  # no steadiness, no interval
+
+
+def test_reference_points_table(report, report_v2, monkeypatch, tmp_path):
+    import edge.reference_points as reference_points
+
+    # the committed points: their phones are not in the fixture runs, so "not measured" rows
+    text = report["index"].read_text(encoding="utf-8")
+    section = re.search(r'<section id="reference-points".*?</section>', text, re.S).group(0)
+    assert section.count('<tr class="unmeasured">') >= 1
+    assert '<a class="ext" href="https://github.com/' in section
+    assert embedded(report["index"])["references"]
+
+    rows = [{"phone": "pixel_5", "phone_label": "Pixel 5", "model": MOBILENET,
+             "variant": "tfjs-fp32", "runtime": "tfjs-wasm", "threads": 2,
+             "reference_ms": 30.0, "estimate_ms": 39.7298, "ci95": [39.2619, 40.2379],
+             "ratio": 39.7298 / 30.0, "method": "cgroup-v2",
+             "source": "https://example.org/published", "note": None},
+            {"phone": "pixel_5", "model": MOBILENET, "variant": "tfjs-uint8",
+             "runtime": "tfjs-wasm", "threads": 2, "reference_ms": 31.0, "estimate_ms": 39.7652,
+             "ci95": None, "ratio": 39.7652 / 31.0, "method": "cgroup-v2",
+             "source": "https://github.com/owner/repo/blob/0123abc/docs/README.md",
+             "note": "<b>quoted</b>"},
+            {"phone": "moto_g4", "model": "mobilenet_v2", "variant": "tfjs-fp32",
+             "runtime": "tfjs-wasm", "threads": None, "reference_ms": 120.0,
+             "estimate_ms": None, "ci95": None, "ratio": None, "method": None,
+             "source": "javascript:alert(1)", "note": "not measured in this run"}]
+    monkeypatch.setattr(reference_points, "compare_with_records", lambda points, records: rows)
+    reports = tmp_path / "reports"
+    shutil.copytree(V2 / V2_RUN, reports / V2_RUN)
+    index = write_report(reports, V2_RUN)
+    text = index.read_text(encoding="utf-8")
+    section = re.search(r'<section id="reference-points".*?</section>', text, re.S).group(0)
+    measured, long_url, unmeasured = re.findall(r"<tr( class=\"unmeasured\")?>(.*?)</tr>",
+                                                section, re.S)[1:]
+    assert measured[0] == "" and unmeasured[0] == ' class="unmeasured"'
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", measured[1], re.S)
+    assert cells[0] == 'pixel_5 <span class="muted">(Pixel 5)</span>'
+    assert cells[5] == "30.0"
+    assert cells[6] == ('<a class="ext" href="https://example.org/published" '
+                        'rel="noopener noreferrer" title="https://example.org/published">'
+                        'example.org/published</a>')
+    assert cells[7] == '39.7 <span class="muted">[39.3, 40.2]</span>'
+    assert cells[8] == "\u00d71.32"
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", long_url[1], re.S)
+    assert cells[6].endswith('>github.com/owner/repo \u2026 README.md</a>')
+    assert cells[7] == "39.8"  # no interval recorded
+    assert cells[-1] == "&lt;b&gt;quoted&lt;/b&gt;"
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", unmeasured[1], re.S)
+    assert cells[-1] == ""  # "not measured" is said once, in the estimate column
+    assert cells[6] == "javascript:alert(1)"  # not an http(s) URL: text, not a link
+    assert cells[7] == '<span class="muted">not measured</span>' and cells[8] == DASH
+    assert embedded(index)["references"][0]["ratio"] == pytest.approx(1.324327)
+
+    def broken(*args, **kwargs):
+        raise reference_points.ReferencePointError("devices/reference_points.toml: boom")
+
+    monkeypatch.setattr(reference_points, "load_reference_points", broken)
+    index = write_report(reports, V2_RUN)  # still written
+    text = index.read_text(encoding="utf-8")
+    assert "the reference points could not be read: devices/reference_points.toml: boom" in text
+    assert embedded(index)["references"] == []
+
+
+@needs_node
+def test_page_picker_gets_the_references(report_v2):
+    from edge.report.pick import run_picker
+
+    data = embedded(report_v2["index"])
+    budgets = {"maxP90Ms": 200, "maxSizeMb": 10, "minFidelity": 0.9, "model": "mobilenet_v2"}
+    result = run_picker(json.dumps(data["rows"]), budgets, "pixel_5", data["references"])
+    assert result["best"]["variant"] == "tfjs-uint8" and result["gpuExcluded"] == 1
+    assert len(result["tied"]) == 2
+
+
+def test_report_command_prints_the_self_checks(tmp_path, capsys):
+    from edge.cli import main
+
+    reports = tmp_path / "reports"
+    shutil.copytree(V2 / V2_RUN, reports / V2_RUN)
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--reports-dir", str(reports), "--run", V2_RUN])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "Self-checks" in out and f"report: {reports / V2_RUN / 'index.html'}" in out
+    for status, name in (("PASS", "emulated-not-faster"), ("FAIL", "competing-load"),
+                         ("FAIL", "no-emulated-gpu")):
+        assert re.search(rf"{status}\s*\S\s*{name}", out), (status, name)

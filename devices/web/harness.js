@@ -437,8 +437,16 @@
     const model = await withTimeout(loadModel(config), config.loadTimeoutMs ?? 120000, 'model load');
     const infer = makeInfer(model);
     calibration = { model, x, infer };
-    await timeRuns(2);  // first inference and one warm-up, not timed for the caller
-    return { backend: config.runtime === 'tflite-web' ? 'tflite-web' : tf.getBackend() };
+    // First inference, then warm up until steady (stopping.js): the unthrottled time the
+    // caller measures next must be the steady one, or every slowdown it derives is off.
+    await timeRuns(1);
+    const protocol = readProtocol(config.protocol || {});
+    const warmup = [];
+    for (;;) {
+      const [warm, steady] = window.edgeStopping.warmupDone(warmup, protocol);
+      if (warm) return { backend: config.runtime === 'tflite-web' ? 'tflite-web' : tf.getBackend(), warmupRuns: warmup.length, steady };
+      warmup.push(...(await timeRuns(1)));
+    }
   }
 
   async function timeRuns(n) {
@@ -521,7 +529,7 @@
       wasm: {
         simd: WebAssembly.validate(SIMD_PROBE),
         threadsConfigured: wasmThreadsConfigured,
-        threadsUsed: threadsUsed ?? wasmThreadsConfigured,
+        threadsUsed,  // what the backend reports (tf.wasm.getThreadsCount), null if nothing
         threadsUsedReported: threadsUsed !== null,
       },
       tflite: { features: tfliteFeatures, threadsConfigured: tfliteThreadsConfigured },

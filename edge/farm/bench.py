@@ -201,26 +201,29 @@ class Bench:
             self.groups[key] = self.emulation.controller.group(key)
         return self.groups[key]
 
+    def calibrated(self, cell: Cell, group) -> bool:
+        """Set the group to the quota calibrated for the cell's device, runtime and threads;
+        False when there is none yet."""
+        cal = self.calibrations.get((cell.device, cell.runtime, cell.threads or 1))
+        if cal is None:
+            return False
+        group.set_quota(cal.quota_us, cal.period_us)
+        return True
+
     def calibrate(self, cell: Cell, time_runs, workload: str, group):
-        """Calibrate (once per device, runtime and thread count) the group's quota so that
-        the calibration workload runs `target` times slower; set the group to it."""
+        """Calibrate the group's quota so that the calibration workload (same runtime and
+        thread count as the cell) runs `target` times slower than unthrottled; keep it for the
+        device's later cells of that runtime and thread count."""
         from edge.farm.emulation import calibrate_quota
 
-        key = (cell.device, cell.runtime, cell.threads or 1)
-        cal = self.calibrations.get(key)
-        if cal is None:
-            target = self.targets.get(cell.device, 1.0)
-            self.console.print(f"  calibrating {cell.device} {cell.runtime} "
-                               f"t{cell.threads or 1}: target slowdown {target:.2f} on "
-                               f"{escape(workload)}")
-            cal = calibrate_quota(group, time_runs, target, cell.threads or 1,
-                                  workload=workload)
-            self.calibrations[key] = cal
-            self.console.print(f"    quota {cal.quota_us} us / {cal.period_us} us: "
-                               f"achieved {cal.achieved:.2f}"
-                               + ("" if cal.converged else " (did not converge)"))
-        else:
-            group.set_quota(cal.quota_us, cal.period_us)
+        target = self.targets.get(cell.device, 1.0)
+        self.console.print(f"  calibrating {cell.device} {cell.runtime} t{cell.threads or 1}: "
+                           f"target slowdown {target:.2f} on {escape(workload)}")
+        cal = calibrate_quota(group, time_runs, target, cell.threads or 1, workload=workload)
+        self.calibrations[(cell.device, cell.runtime, cell.threads or 1)] = cal
+        self.console.print(f"    quota {cal.quota_us} us / {cal.period_us} us: achieved "
+                           f"{cal.achieved:.2f}" + ("" if cal.converged else
+                                                     " (did not converge)"))
         return cal
 
     def calibration_artifact(self, cell: Cell) -> Artifact:
@@ -250,16 +253,17 @@ class Bench:
             if group is None:
                 return self.record(cell, "unsupported", artifact, error=NATIVE_NEEDS_CGROUP,
                                    started=started, extra=extra)
-            cal_art = self.calibration_artifact(cell)
-            try:
-                with TimingWorker(cal_art.main_file, runtime=cell.runtime,
-                                  threads=cell.threads or 1,
-                                  cgroup_procs=group.procs_file) as worker:
-                    self.calibrate(cell, lambda: worker.time(_probe_runs(worker)),
-                                   _workload_name(cal_art), group)
-            except Exception as exc:  # noqa: BLE001 - recorded with the cell
-                return self.record(cell, "failed", artifact, started=started, extra=extra,
-                                   error=f"emulation calibration failed: {exc}")
+            if not self.calibrated(cell, group):
+                cal_art = self.calibration_artifact(cell)
+                try:
+                    with TimingWorker(cal_art.main_file, runtime=cell.runtime,
+                                      threads=cell.threads or 1, cgroup_procs=group.procs_file,
+                                      protocol=self.protocol.to_dict()) as worker:
+                        self.calibrate(cell, lambda: worker.time(_probe_runs(worker)),
+                                       _workload_name(cal_art), group)
+                except Exception as exc:  # noqa: BLE001 - recorded with the cell
+                    return self.record(cell, "failed", artifact, started=started, extra=extra,
+                                       error=f"emulation calibration failed: {exc}")
         children = _child_pids()
         meter = LoadMeter.start()
         try:
@@ -381,7 +385,7 @@ class Bench:
         context = None
         meter = None
         try:
-            if group is not None:
+            if group is not None and not self.calibrated(cell, group):
                 cal_art = self.calibration_artifact(cell)
                 context, page, _ = open_page(session, server_url, profile, options["factor"],
                                              timeout_s=self.protocol.timeout_s,

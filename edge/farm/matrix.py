@@ -9,6 +9,7 @@ runtime that runs its format, on every device of `bench.devices`), `smoke` (a fe
 from __future__ import annotations
 
 import fnmatch
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +71,14 @@ class Matrix:
         if preset not in PRESETS:
             raise EdgeError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
         if preset == "full":
-            rules = [{"models": ["*"], "variants": ["*"], "runtimes": list(RUNTIMES),
-                      "devices": self.devices, "threads": [1, 2, 4]}]
+            # Never more threads than the host has cores: more measures the scheduler.
+            cores = os.cpu_count() or 1
+            browser = [r for r in RUNTIMES if r not in NATIVE_RUNTIMES]
+            every = {"models": ["*"], "variants": ["*"], "devices": self.devices}
+            rules = [{**every, "runtimes": list(NATIVE_RUNTIMES),
+                      "threads": sorted({1, min(2, cores), cores})},
+                     {**every, "runtimes": browser},  # the run's thread count per profile
+                     {**every, "runtimes": browser, "threads": [1]}]
         elif preset == "smoke":
             rules = [{"models": slugs[:1], "variants": ["tflite-fp32", "tfjs-fp32"],
                       "runtimes": ["litert", "tfjs-wasm"], "devices": self.devices[:2],
@@ -103,7 +110,11 @@ def _expand(rule: dict, slugs, variants, devices, threads) -> list[Cell]:
         # Native runtimes run on the host unless a rule names devices (then each emulated
         # phone's CPU is emulated by bandwidth control).
         rule_devices = rule.get("devices", ["host"] if native else devices)
-        rule_threads = rule.get("threads", threads) if native else [None]
+        # Browser cells take the rule's thread count when it names one; otherwise the run
+        # gives them min(phone cores, host cores) (see edge.farm.bench.resolve_threads).
+        rule_threads = rule.get("threads", threads) if native else rule.get("threads", [None])
+        if runtime in GPU_RUNTIMES:  # no CPU thread count to speak of
+            rule_threads = [None]
         for model in models:
             for variant in chosen_variants:
                 if VARIANTS[variant].format != fmt:

@@ -213,13 +213,15 @@ class TimingWorker:
     w.time(10)``. The caller changes the group's quota between requests."""
 
     def __init__(self, model_path, *, runtime: str = "litert", threads: int = 2,
-                 cgroup_procs=None, python: str | None = None, timeout_s: float = 120.0):
+                 cgroup_procs=None, python: str | None = None, timeout_s: float = 120.0,
+                 protocol: dict | None = None):
         self.timeout_s = timeout_s
         python = python or (sys.executable if runtime == "litert" else tflite_runtime_python())
         if python is None:
             raise RuntimeError(TFLITE_RUNTIME_HINT)
         job = {"runtime": runtime, "model_path": str(Path(model_path).resolve()),
-               "threads": int(threads), "serve_timing": True}
+               "threads": int(threads), "serve_timing": True,
+               "protocol": {**DEFAULT_PROTOCOL, **(protocol or {})}}
         if cgroup_procs:
             job["cgroup_procs"] = str(cgroup_procs)
         self.proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE,

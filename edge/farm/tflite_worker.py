@@ -268,10 +268,19 @@ def serve_timing(job, out):
     inp = interp.get_input_details()[0]
     rng = np.random.default_rng(0)
     x = quantize(rng.uniform(-1.0, 1.0, tuple(inp["shape"])).astype(np.float32), inp)
-    for _ in range(2):  # first invoke and one warm-up
+    # First invoke, then warm up until steady: the caller's unthrottled time must be steady.
+    protocol = {**stopping.DEFAULTS, **(job.get("protocol") or {})}
+    warmup = []
+    while True:
+        start = time.perf_counter_ns()
         interp.set_tensor(inp["index"], x)
         interp.invoke()
-    out.write(json.dumps({"ready": True}) + "\n")
+        warmup.append(ms(time.perf_counter_ns() - start))
+        done, steady = stopping.warmup_done(warmup[1:], protocol)
+        if done:
+            break
+    out.write(json.dumps({"ready": True, "warmup_runs": len(warmup) - 1,
+                          "steady": steady}) + "\n")
     out.flush()
     for line in sys.stdin:
         n = int(line.strip() or 0)

@@ -2,7 +2,10 @@
 
 - `edge.report.table`: `load_run`, `tidy` (one row per cell), `write_tidy` (Parquet + CSV);
 - `edge.report.pick`: `pick` / `best_per_device`, ranked by ``static/picker.js`` (the same file
-  the report page loads) under Node, and `format_pick`;
+  the report page loads) under Node, `format_pick`, and `require_model` (a run of several
+  models needs one chosen);
+- `edge.report.html`: `write_report`, the static pages, with the run's self-checks
+  (`edge.results.checks`) and the published reference points (`edge.reference_points`);
 - `edge.report.compare`: `compare` two runs cell by cell (significant only beyond the runs'
   own spread) and `format_compare`.
 

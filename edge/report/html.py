@@ -261,11 +261,16 @@ def _version_facts(records: list[Mapping[str, Any]]) -> dict[str, Counter]:
         version = metrics.get("runtime_version")
         if isinstance(version, str):
             facts["runtime"][f"{record.get('runtime')} {version}"] += 1
+        gpu = record.get("gpu") if isinstance(record.get("gpu"), Mapping) else {}
+        from_gpu = isinstance(gpu.get("renderer"), str)  # the record's own GPU facts first
+        if from_gpu:
+            software = " (software rendering)" if gpu.get("software") is True else ""
+            facts["gpu"][f"{record.get('runtime')}: {gpu['renderer']}{software}"] += 1
         webgl = backend.get("webgl") if isinstance(backend.get("webgl"), Mapping) else {}
-        if isinstance(webgl.get("renderer"), str):
+        if not from_gpu and isinstance(webgl.get("renderer"), str):
             facts["gpu"][f"WebGL: {webgl['renderer']}"] += 1
         webgpu = backend.get("webgpu") if isinstance(backend.get("webgpu"), Mapping) else {}
-        if webgpu.get("available"):
+        if not from_gpu and webgpu.get("available"):
             name = " ".join(str(webgpu[k]) for k in ("vendor", "architecture") if webgpu.get(k))
             fallback = " (fallback adapter)" if webgpu.get("isFallbackAdapter") else ""
             facts["gpu"][f"WebGPU: {name or 'adapter'}{fallback}"] += 1
@@ -394,10 +399,28 @@ def _source_link(url: Any) -> str:
     """A link to a published source (http or https only; anything else as text)."""
     if not isinstance(url, str) or not url.strip():
         return DASH
-    if re.match(r"https?://", url.strip(), re.I):
-        return (f'<a class="ext" href="{esc(url.strip())}" rel="noopener noreferrer">'
-                f"{esc(url.strip())}</a>")
+    url = url.strip()
+    if re.match(r"https?://", url, re.I):
+        return (f'<a class="ext" href="{esc(url)}" rel="noopener noreferrer" '
+                f'title="{esc(url)}">{esc(_short_url(url))}</a>')
     return esc(url)
+
+
+def _short_url(url: str) -> str:
+    """``host/owner/repo \u2026 file`` for a long URL (the full one is the link's title)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    path = [p for p in parts.path.split("/") if p]
+    if len(path) <= 3:
+        return parts.netloc + parts.path
+    return f"{parts.netloc}/{'/'.join(path[:2])} \u2026 {path[-1]}"
+
+
+def _reference_note(note: Any) -> str:
+    """The row's note, without the bare "not measured" that the estimate column already says."""
+    text = str(note or "")
+    return "" if text.strip() == "not measured in this run" else text
 
 
 def _references_section(references: Mapping[str, Any]) -> str:
@@ -437,7 +460,7 @@ def _references_section(references: Mapping[str, Any]) -> str:
                 f"<td>{_source_link(ref.get('source_url') or ref.get('source'))}</td>"
                 f'<td class="num">{est}</td><td class="num ratio">{esc(err)}</td>'
                 f"<td>{esc(ref.get('method') or DASH)}</td>"
-                f"<td>{esc(ref.get('note') or '')}</td></tr>")
+                f"<td>{esc(_reference_note(ref.get('note')))}</td></tr>")
         body = ('<div class="scroll"><table class="plain refs"><thead><tr><th>Phone</th>'
                 '<th>Model</th><th>Variant</th><th>Runtime</th><th>Threads</th>'
                 '<th>Published ms</th><th>Source</th><th>Emulated estimate ms [95 % CI]</th>'

@@ -283,8 +283,9 @@ def _no_emulated_gpu(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return _check(name, PASS, f"no GPU runtime measured on an emulated device "
                                   f"({len(emulated)} emulated cells)")
     details = [f"{_cell(r)}: renderer {_get(r, 'gpu', 'renderer') or 'unknown'}" for r in gpu]
-    return _check(name, FAIL, f"{len(gpu)} GPU cells on emulated devices: their GPU is the "
-                              f"host's, not the phone's", details)
+    cells = "1 GPU cell" if len(gpu) == 1 else f"{len(gpu)} GPU cells"
+    return _check(name, FAIL, f"{cells} on emulated devices: their GPU is the host's, not the "
+                              f"phone's", details)
 
 
 def self_checks(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -391,7 +391,9 @@
           var title = [r.why].concat(r.notes || []).join("\n");
           return h("td", { className: "best", title: title, "data-cell": r.best.cell_id }, [
             h("b", { text: r.best.variant }), h("br"),
-            h("small", { text: runtimeText(r.best) + " \u00b7 p90 " + fmt(r.best.p90_ms, " ms") }),
+            h("small", { text: runtimeText(r.best) + " \u00b7 " + (known(r.best.p90_ms)
+              ? "p90 " + fmt(r.best.p90_ms, " ms") : "p50 " + fmt(r.best.p50_ms, " ms")) +
+              (r.tied && r.tied.length ? " \u00b7 tied with " + r.tied.length : "") }),
           ]);
         })));
     });
