@@ -124,3 +124,13 @@ def faults(session: nox.Session) -> None:
     _browser(session)
     session.run(python, str(ROOT / "benchmarks" / "faults.py"), *session.posargs,
                 external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@nox.session(python=False)
+def bench_emulation(session: nox.Session) -> None:
+    """Benchmark: target vs achieved slowdown per emulation method, and the emulation error
+    against published real-device figures (needs MobileNetV2 built)."""
+    python = _shared_env(session)
+    _browser(session)
+    session.run(python, str(ROOT / "benchmarks" / "emulation.py"), *session.posargs,
+                external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})

@@ -46,7 +46,7 @@ def _ratio_line(name: str, harness: float, bare: float, target: float) -> str:
 def main() -> None:
     from edge import workflow
     from edge.convert.cache import Store
-    from edge.farm.bench import artifacts_for
+    from edge.convert.pipeline import artifacts_for
     from edge.farm.protocol import summarize
     from edge.farm.tflite_runner import bare_loop_p50, run_tflite_cell
 

@@ -38,7 +38,7 @@ def _input_size(ctx, param, value):
 def _variants(ctx, param, value):
     if not value:
         return None
-    from edge.convert.variants import VARIANTS
+    from edge.variants import VARIANTS
 
     names = tuple(v.strip() for v in value.split(",") if v.strip())
     unknown = [v for v in names if v not in VARIANTS]

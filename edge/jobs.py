@@ -34,7 +34,8 @@ def measure(matrix: Matrix, *, preset: str = "default", tiny: bool = False,
     """Measure the matrix's cells into reports/<run-id>/results.jsonl; returns the run dir."""
     from edge import workflow
     from edge.convert.cache import Store
-    from edge.farm.bench import artifacts_for, run_matrix, summary_table
+    from edge.convert.pipeline import artifacts_for
+    from edge.farm.bench import run_matrix, summary_table
     from edge.farm.devices import load_catalog
     from edge.farm.emulation import choose_emulation
     from edge.farm.protocol import Protocol

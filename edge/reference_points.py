@@ -234,8 +234,8 @@ def load_reference_points(path: Path | str = DEFAULT_REFERENCE_POINTS,
     `catalog` maps profile names to profiles (`load_catalog()`'s result, or raw TOML tables);
     every point's `phone` must be one of its phones. None reads the names from the default
     catalog file."""
-    from edge.convert.variants import RUNTIMES, VARIANTS
     from edge.garden import REGISTRY
+    from edge.variants import RUNTIMES, VARIANTS
 
     path = Path(path)
     check = _Checker(path)

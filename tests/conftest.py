@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.convert.variants import DEFAULT_VARIANTS
 from edge.garden import REGISTRY
+from edge.variants import DEFAULT_VARIANTS
 
 #: Every variant the tests build for each garden model (the uint8-I/O one once, on the baseline).
 EXTRA_VARIANTS = {"mobilenet_v2": ("tflite-int8-full-uint8io",)}

@@ -11,7 +11,8 @@ import os
 import pytest
 
 from edge.convert.cache import Store
-from edge.farm.bench import Bench, _run_cells, artifacts_for, resolve_threads, verify_artifact
+from edge.convert.pipeline import artifacts_for
+from edge.farm.bench import Bench, _run_cells, resolve_threads, verify_artifact
 from edge.farm.devices import load_catalog
 from edge.farm.matrix import Cell, Matrix
 from edge.farm.protocol import Protocol

@@ -304,7 +304,8 @@ def measure(garden: Garden, run_dir: Path, protocol: Protocol, cells: list[Cell]
     from rich.console import Console
 
     from edge.convert.cache import Store
-    from edge.farm.bench import artifacts_for, run_matrix
+    from edge.convert.pipeline import artifacts_for
+    from edge.farm.bench import run_matrix
     from edge.farm.devices import load_catalog
     from edge.farm.matrix import Matrix
     from edge.results.store import ResultStore
@@ -523,7 +524,7 @@ def corrupt(build_dir: Path, artifacts: dict, garden: Garden) -> dict[str, str]:
 def scenario_corrupt_artifacts(garden: Garden, workdir: Path) -> Outcome:
     """A copy of the build with a truncated shard, a flipped byte and a deleted file."""
     from edge.convert.cache import Store
-    from edge.farm.bench import artifacts_for
+    from edge.convert.pipeline import artifacts_for
 
     build = workdir / "corrupt-build"
     shutil.copytree(garden.build_dir, build)
@@ -865,7 +866,8 @@ def test_corrupt_artifacts_are_failed_without_measuring(garden, tmp_path):
             assert_ok(rec)
     # the build the other tests use was copied, not damaged
     from edge.convert.cache import Store
-    from edge.farm.bench import artifacts_for, verify_artifact
+    from edge.convert.pipeline import artifacts_for
+    from edge.farm.bench import verify_artifact
 
     for artifact in artifacts_for(garden.targets, Store(garden.build_dir),
                                   {(garden.slug, v) for v in VARIANTS}).values():

@@ -19,7 +19,7 @@ def write(tmp_path, text):
 
 
 def test_default_matrix_covers_every_family_variant_and_runtime():
-    from edge.convert.variants import DEFAULT_VARIANTS, RUNTIMES
+    from edge.variants import DEFAULT_VARIANTS, RUNTIMES
 
     matrix = load_matrix(MATRIX_FILE, device_names=DEVICES)
     cells = matrix.cells("default", SLUGS)

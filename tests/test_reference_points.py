@@ -11,7 +11,6 @@ from dataclasses import replace
 import pytest
 from rich.console import Console
 
-from edge.convert.variants import VARIANTS
 from edge.errors import EdgeError
 from edge.farm.devices import DEFAULT_CATALOG, load_catalog
 from edge.garden import REGISTRY
@@ -26,6 +25,7 @@ from edge.reference_points import (
     load_reference_points,
     short_source,
 )
+from edge.variants import VARIANTS
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CATALOG = {"pixel_3": {"tier": "mid"}, "pixel_4": {"tier": "high"}, "host": {"tier": "host"}}

@@ -20,7 +20,6 @@ import time
 import numpy as np
 import pytest
 
-from edge.convert.variants import explain_failure
 from edge.farm import tflite_runner
 from edge.farm.tflite_runner import (
     TFLITE_RUNTIME_ENV_VAR,
@@ -30,6 +29,7 @@ from edge.farm.tflite_runner import (
     run_tflite_cell,
     tflite_runtime_python,
 )
+from edge.variants import explain_failure
 
 SIZE = 16
 # Exactly two warm-up runs (max_warmup), and a CI target any sample meets: the timed runs stop

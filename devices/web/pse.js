@@ -8,10 +8,33 @@
 //   3. breadth-first expansion through kernels n-2 .. 0, one BFS layer at a time over
 //      4-neighbours, first come first served; when several labels reach a pixel in the same
 //      layer the smallest label wins;
-//   4. per label: pixel area, mean channel-0 score and the axis-aligned bounding box in
-//      continuous coordinates (pixel (row, col) covers [col, col + 1) x [row, row + 1)), dropping
-//      regions with fewer than `minArea` pixels.
-(function (global) {
+//   4. per label: pixel area, mean channel-0 score, the minimum-area rotated rectangle and the
+//      axis-aligned bounding box, dropping regions with fewer than `minArea` pixels or a mean
+//      score below `minScore`.
+//
+// Coordinates are continuous map coordinates (x, y): pixel (row, col) covers
+// [col, col + 1) x [row, row + 1). The rotated rectangle encloses the region's pixel squares,
+// the same point set as edge/pse.py (cv2.minAreaRect over the corners of the pixel squares of
+// the region's convex hull). It is computed exactly: the hull's vertices are integers, every
+// hull edge direction is a candidate (a minimum-area rectangle has a side on a hull edge) and
+// candidate areas are compared as exact integer ratios. The rectangle is reported without cv2's
+// conventions: cv2.minAreaRect's angle range and corner order differ between OpenCV versions and
+// it works in float32, so the two are compared through the corner points as a set (within a small
+// tolerance). When the minimum is not unique (symmetric hulls, e.g. a square rotated by 45
+// degrees has two), the first hull edge in order wins here, clockwise on screen from the leftmost,
+// topmost hull vertex; cv2 may pick another rectangle of the same area.
+//
+// detect(data, h, w, n, opts) -> { labels: Int32Array(h * w), boxes: [box] }, boxes by label:
+//   { label, area, score, cx, cy, w, h, angle, points: [[x, y] x 4], x0, y0, x1, y1 }
+//   w >= h are the side lengths, angle (degrees, in (-90, 90]) the direction of the w side from
+//   +x towards +y (clockwise on screen; (-45, 45] for squares), (cx, cy) the centre, points the
+//   corners centre -/+ half w along angle -/+ half h across it, in the order (-, -), (+, -),
+//   (+, +), (-, +) (for angle 0: top-left, top-right, bottom-right, bottom-left);
+//   x0, y0, x1, y1 the axis-aligned bounds of the region's pixel squares.
+// opts: threshold (0.5), minKernelArea (5), minArea (10), minScore (0).
+//
+// Loaded by the page (global edgePSE) and by Node (module.exports).
+(function (root) {
   'use strict';
 
   function kernelMask(data, size, n, k, threshold) {
@@ -85,7 +108,108 @@
     }
   }
 
-  function regionBoxes(labels, data, h, w, n, minArea) {
+  // ---- minimum-area rectangle ----------------------------------------------------------------
+
+  function cross(o, a, b) {
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+  }
+
+  // Convex hull of integer points (monotone chain), collinear points dropped; starts at the
+  // leftmost, topmost point and runs clockwise on screen (y down).
+  function convexHull(points) {
+    const pts = points.slice().sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    if (pts.length < 3) return pts;
+    const chain = (from, to, step) => {
+      const out = [];
+      for (let i = from; i !== to; i += step) {
+        const p = pts[i];
+        while (out.length >= 2 && cross(out[out.length - 2], out[out.length - 1], p) <= 0) out.pop();
+        out.push(p);
+      }
+      out.pop();
+      return out;
+    };
+    return chain(0, pts.length, 1).concat(chain(pts.length - 1, -1, -1));
+  }
+
+  // The minimum-area rectangle enclosing an integer convex polygon (>= 3 vertices), over every
+  // hull edge direction (the first of equal minima wins). A candidate's area is
+  // (dot range) * (cross range) / |edge|^2, all integers, compared exactly.
+  function minAreaRect(hull) {
+    const m = hull.length;
+    let best = null;
+    for (let i = 0; i < m; i++) {
+      const a = hull[i];
+      const b = hull[(i + 1) % m];
+      const dx = b[0] - a[0];
+      const dy = b[1] - a[1];
+      let dMin = Infinity;
+      let dMax = -Infinity;
+      let cMin = Infinity;
+      let cMax = -Infinity;
+      for (const [x, y] of hull) {
+        const d = x * dx + y * dy;
+        const c = y * dx - x * dy;
+        if (d < dMin) dMin = d;
+        if (d > dMax) dMax = d;
+        if (c < cMin) cMin = c;
+        if (c > cMax) cMax = c;
+      }
+      const cand = { dx, dy, len2: dx * dx + dy * dy, dMin, dMax, cMin, cMax };
+      if (best === null || smaller(cand, best)) best = cand;
+    }
+    return best;
+  }
+
+  // Whether candidate a's area is strictly below b's: (dMax - dMin) * (cMax - cMin) / len2.
+  function smaller(a, b) {
+    const an = (a.dMax - a.dMin) * (a.cMax - a.cMin);
+    const bn = (b.dMax - b.dMin) * (b.cMax - b.cMin);
+    const left = an * b.len2;
+    const right = bn * a.len2;
+    if (Number.isSafeInteger(an) && Number.isSafeInteger(bn)
+        && Number.isSafeInteger(left) && Number.isSafeInteger(right)) {
+      return left < right;
+    }
+    const big = (r, len2) => BigInt(r.dMax - r.dMin) * BigInt(r.cMax - r.cMin) * BigInt(len2);
+    return big(a, b.len2) < big(b, a.len2);
+  }
+
+  // { cx, cy, w, h, angle, points } of the rectangle spanned by edge direction (dx, dy) and the
+  // dot / cross ranges; see the header for the conventions. Corners and centre are exact
+  // rationals rounded once; only the angle goes through trigonometry.
+  function describeRect(r) {
+    const { dx, dy, len2 } = r;
+    const len = Math.sqrt(len2);
+    // The point with dot d and cross c is (d * (dx, dy) + c * (-dy, dx)) / len2.
+    const at = (d, c) => [(d * dx - c * dy) / len2, (d * dy + c * dx) / len2];
+    const along = (r.dMax - r.dMin) / len;
+    const across = (r.cMax - r.cMin) / len;
+    const edgeAngle = Math.atan2(dy, dx) * 180 / Math.PI;
+    // The w side runs along the edge or across it; turn by half turns (quarter turns for a
+    // square) into (-90, 90] (into (-45, 45]).
+    const step = along === across ? 90 : 180;
+    let angle = across > along ? edgeAngle + 90 : edgeAngle;
+    while (angle > step / 2) angle -= step;
+    while (angle <= -step / 2) angle += step;
+    // The w side's direction is (dx, dy) turned by k quarter turns (clockwise on screen).
+    const k = ((Math.round((angle - edgeAngle) / 90) % 4) + 4) % 4;
+    const w = k % 2 === 0 ? along : across;
+    const h = k % 2 === 0 ? across : along;
+    // Corner (a, b), a and b in {-1, +1}: centre + a * w / 2 along angle + b * h / 2 across.
+    const pick = (sign, lo, hi) => (sign > 0 ? hi : lo);
+    const corner = (a, b) => {
+      const [sd, sc] = [[a, b], [-b, a], [-a, -b], [b, -a]][k];
+      return at(pick(sd, r.dMin, r.dMax), pick(sc, r.cMin, r.cMax));
+    };
+    const [cx, cy] = at((r.dMin + r.dMax) / 2, (r.cMin + r.cMax) / 2);
+    const points = [corner(-1, -1), corner(1, -1), corner(1, 1), corner(-1, 1)];
+    return { cx, cy, w, h, angle, points };
+  }
+
+  // ---- regions -------------------------------------------------------------------------------
+
+  function regionBoxes(labels, data, h, w, n, minArea, minScore) {
     const stats = new Map();
     for (let p = 0; p < h * w; p++) {
       const label = labels[p];
@@ -94,7 +218,7 @@
       const col = p - row * w;
       let s = stats.get(label);
       if (s === undefined) {
-        s = { label, area: 0, score: 0, x0: col, y0: row, x1: col + 1, y1: row + 1 };
+        s = { label, area: 0, score: 0, x0: col, y0: row, x1: col + 1, y1: row + 1, rows: new Map() };
         stats.set(label, s);
       }
       s.area += 1;
@@ -102,20 +226,35 @@
       if (col < s.x0) s.x0 = col;
       if (col + 1 > s.x1) s.x1 = col + 1;
       if (row + 1 > s.y1) s.y1 = row + 1;
+      // Pixels are visited in raster order: the first of a row is its leftmost, the last its
+      // rightmost; only these can be hull vertices.
+      const span = s.rows.get(row);
+      if (span === undefined) s.rows.set(row, [col, col]);
+      else span[1] = col;
     }
     const boxes = [];
-    for (const s of stats.values()) {
-      if (s.area < minArea) continue;
-      s.score /= s.area;
-      boxes.push(s);
+    for (const s of [...stats.values()].sort((a, b) => a.label - b.label)) {
+      const score = s.score / s.area;
+      if (s.area < minArea || score < minScore) continue;
+      const corners = [];
+      for (const [row, [lo, hi]] of s.rows) {
+        corners.push([lo, row], [lo, row + 1], [hi + 1, row], [hi + 1, row + 1]);
+      }
+      const rect = describeRect(minAreaRect(convexHull(corners)));
+      boxes.push({
+        label: s.label, area: s.area, score,
+        cx: rect.cx, cy: rect.cy, w: rect.w, h: rect.h, angle: rect.angle, points: rect.points,
+        x0: s.x0, y0: s.y0, x1: s.x1, y1: s.y1,
+      });
     }
-    return boxes.sort((a, b) => a.label - b.label);
+    return boxes;
   }
 
   function detect(data, h, w, n, opts = {}) {
     const threshold = opts.threshold ?? 0.5;
     const minKernelArea = opts.minKernelArea ?? 5;
     const minArea = opts.minArea ?? 10;
+    const minScore = opts.minScore ?? 0;
     const size = h * w;
     if (!(n >= 1) || data.length !== size * n) {
       throw new Error(`pse: data has ${data.length} values, expected ${h}x${w}x${n}`);
@@ -124,8 +263,10 @@
     for (let k = n - 2; k >= 0; k--) {
       expandInto(labels, kernelMask(data, size, n, k, threshold), h, w);
     }
-    return { labels, boxes: regionBoxes(labels, data, h, w, n, minArea) };
+    return { labels, boxes: regionBoxes(labels, data, h, w, n, minArea, minScore) };
   }
 
-  global.edgePSE = { detect };
-})(typeof window !== 'undefined' ? window : globalThis);
+  const api = { detect };
+  if (typeof module !== 'undefined' && module.exports) module.exports = api;
+  if (root) root.edgePSE = api;
+})(typeof window !== 'undefined' ? window : null);

@@ -22,7 +22,8 @@ import numpy as np
 
 from edge.convert.cache import Store, files_summary, hash_key, tool_versions
 from edge.convert.targets import Target
-from edge.convert.variants import get_variant
+from edge.errors import EdgeError
+from edge.variants import get_variant
 
 
 @dataclass
@@ -262,3 +263,19 @@ def run(build: BuildPlan, jobs: int = 1,
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
     return outcomes
+
+
+def artifacts_for(targets: Iterable[Target], store: Store, needed=None) -> dict:
+    """The built artifacts of the targets, ``{(slug, variant): edge.farm.bench.Artifact}`` (only
+    the `needed` (slug, variant) pairs if given). Raises when one of them is not built yet."""
+    from edge.farm.bench import Artifact
+
+    build = plan(targets, store)
+    jobs = [j for j in build.artifacts
+            if needed is None or (j.target.slug, j.variant) in needed]
+    missing = [j.label for j in jobs if not j.cached]
+    if missing:
+        raise EdgeError(f"not built yet (run `edge build` first): {', '.join(missing)}")
+    return {(j.target.slug, j.variant): Artifact(j.key, store.path("artifacts", j.key),
+                                                  store.read("artifacts", j.key))
+            for j in jobs}

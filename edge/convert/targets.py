@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from edge.convert.cache import sha256_tree, tool_versions
-from edge.convert.variants import BUILDABLE_VARIANTS, DEFAULT_VARIANTS
 from edge.errors import ModelFileError, SpecError
 from edge.garden.base import TASKS, ModelConfig, Preprocessing
+from edge.variants import BUILDABLE_VARIANTS, DEFAULT_VARIANTS
 
 USER_KINDS = {".keras": "keras", ".h5": "keras", ".tflite": "tflite"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.convert.variants import Variant
+from edge.variants import Variant
 
 MODEL_FILE = "model.tflite"
 

@@ -21,15 +21,10 @@ from rich.table import Table
 
 from edge.convert.cache import Store, sha256_file
 from edge.convert.reference import load_reference_outputs
-from edge.convert.variants import (
-    GPU_NOT_EMULATED,
-    NATIVE_NEEDS_CGROUP,
-    explain_failure,
-)
-from edge.errors import EdgeError
 from edge.farm.matrix import GPU_RUNTIMES, Cell, Matrix
 from edge.validate.metrics import METRICS, judge
 from edge.validate.run import current_thresholds
+from edge.variants import GPU_NOT_EMULATED, NATIVE_NEEDS_CGROUP, explain_failure
 
 
 @dataclass
@@ -129,6 +124,11 @@ class Bench:
         emulated = bool(profile and profile.emulated and not profile.is_host)
         extra = {"started": started, "finished": _now(), "emulated": emulated,
                  "device_label": profile.label if profile else cell.device, **(extra or {})}
+        if status in ("failed", "unsupported"):
+            # `unsupported` only where a known issue's error signature matches: one place.
+            status, issue = failure_status(cell, error)
+            if issue:
+                extra["known_issue"] = issue
         if emulated and "emulation" not in extra:
             extra["emulation"] = self.emulation_field(cell, metrics, status)
             if self.host_index is not None:
@@ -281,13 +281,8 @@ class Bench:
             raise
         extra["load"] = meter.stop()
         if run.status != "ok":
-            status, issue = run.status, None
-            if status == "failed" or status == "unsupported":
-                status, issue = failure_status(cell, run.error)
-            if issue:
-                extra["known_issue"] = issue
-            return self.record(cell, status, artifact, metrics=run.metrics, error=run.error,
-                               started=started, extra=extra)
+            return self.record(cell, run.status, artifact, metrics=run.metrics,
+                               error=run.error, started=started, extra=extra)
         metrics = dict(run.metrics)
         metrics["latency"] = summarize(metrics.pop("samples_ms"),
                                        warmup_samples=metrics.get("warmup_ms"),
@@ -416,12 +411,8 @@ class Bench:
         except (PlaywrightError, HarnessError) as exc:
             if meter is not None:
                 extra["load"] = meter.stop()
-            error = f"browser: {str(exc).strip().splitlines()[0]}"
-            status, issue = failure_status(cell, error)
-            if issue:
-                extra["known_issue"] = issue
-            return self.record(cell, status, artifact, started=started, extra=extra,
-                               error=error)
+            return self.record(cell, "failed", artifact, started=started, extra=extra,
+                               error=f"browser: {str(exc).strip().splitlines()[0]}")
         finally:
             if context is not None:
                 try:
@@ -440,11 +431,8 @@ class Bench:
         if cell.runtime in GPU_RUNTIMES:
             extra["gpu"] = gpu_field(cell.runtime, facts)
         if result.get("error"):
-            status, issue = failure_status(cell, result["error"])
-            if issue:
-                extra["known_issue"] = issue
-            return self.record(cell, status, artifact, metrics=metrics, error=result["error"],
-                               started=started, extra=extra)
+            return self.record(cell, "failed", artifact, metrics=metrics,
+                               error=result["error"], started=started, extra=extra)
         samples = result.get("samplesMs") or []
         if not samples:
             return self.record(cell, "failed", artifact, metrics=metrics, started=started,
@@ -618,7 +606,7 @@ def resolve_threads(cells: list[Cell], catalog: dict, emulation) -> list[Cell]:
                 continue
             c = dataclasses.replace(c, threads=emulation.browser_threads(cores, host_cores))
         out.append(c)
-    return out
+    return list(dict.fromkeys(out))  # a rule's explicit threads may equal the resolved ones
 
 
 def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
@@ -701,18 +689,3 @@ def summary_table(records: list[dict]) -> Table:
                       status, fmt(load), fmt(first), fmt(lat.get("p50")) + wide, ci_text,
                       fmt(lat.get("p90")), slow, fid)
     return table
-
-
-def artifacts_for(targets, store: Store, needed=None) -> dict[tuple[str, str], Artifact]:
-    """The built artifacts of the targets (only the `needed` (slug, variant) pairs if given)."""
-    from edge.convert import pipeline
-
-    plan = pipeline.plan(targets, store)
-    jobs = [j for j in plan.artifacts
-            if needed is None or (j.target.slug, j.variant) in needed]
-    missing = [j.label for j in jobs if not j.cached]
-    if missing:
-        raise EdgeError(f"not built yet (run `edge build` first): {', '.join(missing)}")
-    return {(j.target.slug, j.variant): Artifact(j.key, store.path("artifacts", j.key),
-                                                  store.read("artifacts", j.key))
-            for j in jobs}

@@ -14,8 +14,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.convert.variants import RUNTIMES, VARIANTS
 from edge.errors import EdgeError
+from edge.variants import RUNTIMES, VARIANTS
 
 MATRIX_FILE = Path("device_matrix.toml")
 NATIVE_RUNTIMES = ("litert", "tflite-runtime")

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.convert.variants import BUILDABLE_VARIANTS, KNOWN_ISSUES, VARIANTS, KnownIssue
 from edge.errors import SpecError
+from edge.variants import BUILDABLE_VARIANTS, KNOWN_ISSUES, VARIANTS, KnownIssue
 
 TASKS = ("classification", "segmentation", "text_detection")
 

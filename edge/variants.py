@@ -4,6 +4,9 @@ Two quantization vocabularies, not one: TFLite post-training quantization (fp32,
 dynamic-range, int8 full-integer with a representative dataset) and TF.js weight quantization
 (none, float16, uint16, uint8). Which runtime can run which variant, and the combinations known to
 fail with current converters, are written down here with their reasons.
+
+A leaf module (it imports only `edge.errors`): the garden, conversion, the farm, the report and the
+command line all speak this vocabulary, and none of them owns it.
 """
 
 from __future__ import annotations
