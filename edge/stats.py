@@ -101,6 +101,22 @@ def tie_groups(samples: Mapping[str, Sequence[float]], alpha: float = ALPHA,
     return groups
 
 
+#: 1.96 * sqrt(2): two independent measurements whose own spread (between pages or worker
+#: processes of the same cell) has relative standard deviation cv differ by less than
+#: 2.77 * cv in 95 % of cases.
+BETWEEN_FACTOR = 1.96 * math.sqrt(2)
+
+
+def noise_margin(between_cv: float | None) -> float:
+    """The relative difference below which two separately measured cells are not told apart:
+    `REL` (the protocol's +/-3 % target), or more where the run measured a larger spread
+    between repeated measurements of one cell (fresh pages or worker processes): 2.77 times
+    its relative standard deviation."""
+    if between_cv is None or not math.isfinite(between_cv):
+        return REL
+    return max(REL, BETWEEN_FACTOR * float(between_cv))
+
+
 def noise_floor(samples: Mapping[str, Sequence[float]]) -> float:
     """The largest relative half-width of the 95 % CI of the median among the keys (e.g. 0.04:
     no median is known better than +/-4 %); 0.0 for no keys. A key with a zero median and a

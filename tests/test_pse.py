@@ -7,6 +7,7 @@ kernel-map sets and require the same label maps, regions and boxes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -71,9 +72,13 @@ Point = tuple[int, int]
 def pixel_corner_hull(mask: np.ndarray) -> list[Point]:
     """Convex hull (integer vertices, no collinear ones) of the pixel squares of ``mask``."""
     rows, cols = np.nonzero(mask)
-    corners = {(int(c + dx), int(r + dy)) for r, c in zip(rows, cols, strict=True)
-               for dx in (0, 1) for dy in (0, 1)}
-    pts = sorted(corners)
+    return convex_hull([(int(c + dx), int(r + dy)) for r, c in zip(rows, cols, strict=True)
+                        for dx in (0, 1) for dy in (0, 1)])
+
+
+def convex_hull(points: list[Point]) -> list[Point]:
+    """Monotone chain: from the smallest (x, y), clockwise on screen (y down)."""
+    pts = sorted(set(points))
 
     def half(seq: list[Point]) -> list[Point]:
         out: list[Point] = []
@@ -529,19 +534,20 @@ def tiny_maps() -> np.ndarray:
     maps[22, 30, :] = HI  # a single pixel in every kernel
     maps[12:18, 2:10, 0] = HI
     maps[14:16, 4:8, 1:] = 0.5  # exactly at the threshold: off
-    maps[14, 4:9, 2] = HI  # masked by kernel 1? No: kernels are masked by kernel 0 only
+    maps[14, 4:9, 2] = HI  # a seed where kernel 1 is off: it still grows through kernel 0
     return maps
 
 
 def wide_stroke() -> np.ndarray:
-    """A 1-pixel line 60001 pixels long with a bump: candidate areas too large for exact
-    comparison in doubles (pse.js switches to BigInt)."""
+    """A 1-pixel line 60001 pixels long with a bump: long hull edges and large coordinates
+    (where cv2's float32 rounding shows)."""
     mask = np.zeros((3, 60001), dtype=bool)
     mask[0, :] = True
     mask[1, 20000:20003] = True
     return mask
 
 
+@functools.cache
 def agreement_cases() -> list[tuple[str, np.ndarray, dict]]:
     rng = np.random.default_rng(20240611)
     angles = [0.0, 5.0, 15.0, 30.0, 45.0, 60.0, 75.0, 90.0, -10.0, -30.0, -45.0, -80.0]
@@ -550,7 +556,7 @@ def agreement_cases() -> list[tuple[str, np.ndarray, dict]]:
         ("angles-n6", text_maps(rng, (120, 160, 6), grid_rects(rng, 3, 4, 40, angles[::-1])), {}),
         ("near-axis", text_maps(rng, (90, 200, 3), [
             (50.0, 20.0, 80.0, 10.0, 1.0), (150.0, 20.0, 80.0, 12.0, -2.0),
-            (50.0, 60.0, 70.0, 9.0, 89.0 - 90.0 + 180.0), (150.0, 65.0, 60.0, 14.0, 91.0),
+            (50.0, 60.0, 70.0, 9.0, 179.0), (150.0, 65.0, 60.0, 14.0, 91.0),
         ]), {}),
         # Words on one slanted line: kernel 0 merges them, the inner kernels do not.
         ("text-line", text_maps(rng, (80, 160, 4), [
@@ -621,7 +627,7 @@ def test_agreement_cases_cover_what_they_claim() -> None:
     assert summary["full-frame"] == (1, 1)
     assert all(summary[k][1] >= 2 for k in ("blobs-n3", "blobs-n5", "blobs-n1", "threshold"))
     # Kernel 0 merges neighbouring words of the text line into one component.
-    _, maps, _ = agreement_cases()[3]
+    (maps,) = [m for name, m, _ in agreement_cases() if name == "text-line"]
     n_cc, _ = cv2.connectedComponents((maps[..., 0] > 0.5).astype(np.uint8), connectivity=4)
     assert n_cc - 1 < 5
 
@@ -692,7 +698,8 @@ def test_js_known_boxes(js_results: dict) -> None:
     (band,) = js_results["results"][names.index("diagonal-band")]["boxes"]
     assert same_corners(band["points"], DIAGONAL_BAND_BOX, atol=1e-9)
     assert band["angle"] == pytest.approx(45.0)
-    assert band["w"] == pytest.approx(41 / math.sqrt(2)) and band["h"] == pytest.approx(3 / math.sqrt(2))
+    assert band["w"] == pytest.approx(41 / math.sqrt(2))
+    assert band["h"] == pytest.approx(3 / math.sqrt(2))
     (frame,) = js_results["results"][names.index("full-frame")]["boxes"]
     assert (frame["cx"], frame["cy"], frame["w"], frame["h"], frame["angle"]) == (8.5, 6, 17, 12, 0)
     assert frame["points"] == [[0, 0], [17, 0], [17, 12], [0, 12]]
@@ -708,3 +715,45 @@ def test_js_known_boxes(js_results: dict) -> None:
     left, right = js_results["results"][names.index("touching")]["boxes"]
     assert left["points"] == [[5, 10], [25, 10], [25, 20], [5, 20]]
     assert (right["x0"], right["y0"], right["x1"], right["y1"]) == (25, 10, 45, 20)
+
+
+def large_point_sets() -> list[list[Point]]:
+    """Integer point sets whose candidate areas overflow exact doubles, plus exact ties."""
+    rng = np.random.default_rng(7)
+    sets = []
+    for scale in (10**3, 10**5, 10**7, 2**25):
+        for _ in range(4):
+            sets.append([(int(x), int(y)) for x, y in rng.integers(-scale, scale, size=(12, 2))])
+    # Acute triangles: every edge gives a rectangle of twice the triangle's area, an exact
+    # tie that rounded products would not keep.
+    k = 10**6
+    sets.append([(0, 0), (4 * k, 0), (2 * k, 4 * k)])
+    sets.append([(2 * k, 4 * k), (4 * k, 0), (0, 0), (2 * k, k)])
+    while len(sets) < 16 + 2 + 12:
+        a, b, c = (rng.integers(-(2**25), 2**25, size=2) for _ in range(3))
+        sides = sorted(float(np.dot(p - q, p - q)) for p, q in ((a, b), (b, c), (c, a)))
+        if sides[0] + sides[1] > sides[2] * (1 + 1e-6):  # acute
+            sets.append([(int(p[0]), int(p[1])) for p in (a, b, c)])
+    return sets
+
+
+def test_js_min_area_rect_is_exact_on_large_coordinates() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    sets = large_point_sets()
+    payload = {"cases": [], "pointSets": [[list(p) for p in pts] for pts in sets]}
+    proc = subprocess.run([node, str(PSE_CLI)], input=json.dumps(payload), capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rects = json.loads(proc.stdout)["rects"]
+    ties = 0
+    for pts, got in zip(sets, rects, strict=True):
+        best, want = min_rects(convex_hull(pts))
+        scale = max(abs(v) for p in pts for v in p)
+        assert polygon_area(got["points"]) == pytest.approx(float(best), rel=1e-9)
+        assert got["w"] * got["h"] == pytest.approx(float(best), rel=1e-9)
+        # Among equal minima the first hull edge's rectangle, as documented in pse.js.
+        ties += len(want) > 1
+        assert same_corners(got["points"], want[0], atol=1e-9 * scale)
+    assert ties >= 14

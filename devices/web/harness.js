@@ -292,7 +292,10 @@
       throw new Error(`pse: output shape [${t.shape}] is not [1, H, W, ${spec.kernels}]`);
     }
     const maps = outputValues(config, t, result.data[0], 0).values;
-    const opts = { threshold: spec.threshold ?? 0.5, minKernelArea: spec.minKernelArea ?? 5, minArea: spec.minArea ?? 10 };
+    const opts = {
+      threshold: spec.threshold ?? 0.5, minKernelArea: spec.minKernelArea ?? 5,
+      minArea: spec.minArea ?? 10, minScore: spec.minScore ?? 0,
+    };
     const samplesMs = [];
     let found = null;
     for (let i = 0; i < (spec.runs ?? 5); i++) {
@@ -300,7 +303,11 @@
       found = edgePSE.detect(maps, h, w, n, opts);
       samplesMs.push(now() - t0);
     }
-    const boxes = found.boxes.map((b) => ({ label: b.label, area: b.area, x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1 }));
+    // pse.js's box fields: rotated rectangle (cx, cy, w, h, angle, points) and axis-aligned bounds.
+    const boxes = found.boxes.map((b) => ({
+      label: b.label, area: b.area, score: b.score, cx: b.cx, cy: b.cy, w: b.w, h: b.h,
+      angle: b.angle, points: b.points, x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1,
+    }));
     return { ms: median(samplesMs), samplesMs, boxes: boxes.length, regions: boxes };
   }
 

@@ -20,8 +20,8 @@
 // candidate areas are compared as exact integer ratios. The rectangle is reported without cv2's
 // conventions: cv2.minAreaRect's angle range and corner order differ between OpenCV versions and
 // it works in float32, so the two are compared through the corner points as a set (within a small
-// tolerance). When the minimum is not unique (symmetric hulls, e.g. a square rotated by 45
-// degrees has two), the first hull edge in order wins here, clockwise on screen from the leftmost,
+// tolerance). When the minimum is not unique (some mirror-symmetric regions; every edge of an
+// acute triangle), the first hull edge in order wins here, clockwise on screen from the leftmost,
 // topmost hull vertex; cv2 may pick another rectangle of the same area.
 //
 // detect(data, h, w, n, opts) -> { labels: Int32Array(h * w), boxes: [box] }, boxes by label:
@@ -32,6 +32,7 @@
 //   (+, +), (-, +) (for angle 0: top-left, top-right, bottom-right, bottom-left);
 //   x0, y0, x1, y1 the axis-aligned bounds of the region's pixel squares.
 // opts: threshold (0.5), minKernelArea (5), minArea (10), minScore (0).
+// minAreaRect(points) -> { cx, cy, w, h, angle, points }: the same rectangle for integer points.
 //
 // Loaded by the page (global edgePSE) and by Node (module.exports).
 (function (root) {
@@ -131,6 +132,9 @@
     };
     return chain(0, pts.length, 1).concat(chain(pts.length - 1, -1, -1));
   }
+
+  // With |x|, |y| <= 2^25 every dot and cross product below is an exact double (< 2^53).
+  const MAX_COORD = 2 ** 25;
 
   // The minimum-area rectangle enclosing an integer convex polygon (>= 3 vertices), over every
   // hull edge direction (the first of equal minima wins). A candidate's area is
@@ -266,7 +270,19 @@
     return { labels, boxes: regionBoxes(labels, data, h, w, n, minArea, minScore) };
   }
 
-  const api = { detect };
+  // The minimum-area rectangle enclosing integer points [[x, y], ...] (not all collinear,
+  // |x|, |y| <= MAX_COORD), as { cx, cy, w, h, angle, points } in the conventions above.
+  function minAreaRectOf(points) {
+    if (!points.every(([x, y]) => Number.isInteger(x) && Number.isInteger(y)
+        && Math.abs(x) <= MAX_COORD && Math.abs(y) <= MAX_COORD)) {
+      throw new Error(`pse: minAreaRect needs integer coordinates within +-${MAX_COORD}`);
+    }
+    const hull = convexHull(points);
+    if (hull.length < 3) throw new Error('pse: minAreaRect needs points that are not all collinear');
+    return describeRect(minAreaRect(hull));
+  }
+
+  const api = { detect, minAreaRect: minAreaRectOf };
   if (typeof module !== 'undefined' && module.exports) module.exports = api;
   if (root) root.edgePSE = api;
 })(typeof window !== 'undefined' ? window : null);

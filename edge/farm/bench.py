@@ -90,6 +90,11 @@ def safe_fidelity(outputs: list[np.ndarray], artifact: Artifact, store: Store) -
         return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
 
 
+#: Fresh pages (and worker processes) in which a run measures its own noise.
+NOISE_REPEATS = 4
+#: Alternating (unthrottled, throttled) block pairs of an emulated cell's paired slowdown.
+PAIRS = 3
+
 #: Outputs bigger than this per image are not sent back from the page (DeepLab ade20k at 257²
 #: is 40 MB of float32 per image): fidelity then uses fewer images.
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
@@ -113,6 +118,8 @@ class Bench:
         self.calibrations: dict[tuple, object] = {}  # (device, runtime, threads) -> Calibration
         self.groups: dict[str, object] = {}  # device/kind -> CpuGroup
         self.host_index: float | None = None
+        self.paired: dict[Cell, dict | str] = {}  # cell -> its paired slowdown measurement
+        self.noise: dict[str, dict] = {}  # "browser" | "native" -> the run's between-run spread
 
     # -- records ----------------------------------------------------------------------------
 
@@ -136,6 +143,9 @@ class Bench:
                 extra["calibration"] = {"host_index": cal.host_index,
                                         "target_index": cal.target_index, "factor": cal.factor,
                                         "clamped": cal.clamped, "warning": cal.warning}
+        kind = "native" if cell.native else "browser"
+        if kind in self.noise and "noise" not in extra:
+            extra["noise"] = self.noise[kind]
         if cell.threads and cell.threads > self.host_cores:
             extra["oversubscribed"] = (f"{cell.threads} threads on a host with "
                                        f"{self.host_cores} cores: the figure measures the "
@@ -147,26 +157,46 @@ class Bench:
         return rec
 
     def emulation_field(self, cell: Cell, metrics, status: str) -> dict:
-        """The record's ``emulation``: method, target, what calibration and the cell achieved."""
+        """The record's ``emulation``: method, target, what the calibration workload achieved,
+        what the cell achieved in paired blocks, and its ratio to the host cell."""
         from edge.farm.emulation import emulation_record
 
         threads = cell.threads or 1
         target = self.targets.get(cell.device, 1.0)
-        achieved = None
+        vs_host = None
         lat = (metrics or {}).get("latency") or {}
         if status == "ok" and lat.get("p50"):
             host_p50 = self.host_p50(cell)
             if host_p50:
-                achieved = lat["p50"] / host_p50
+                vs_host = lat["p50"] / host_p50
+        paired = self.paired.pop(cell, None)
         cal = self.calibrations.get((cell.device, cell.runtime, threads))
-        note = None
-        if achieved is None and status == "ok":
-            note = "no host cell of the same model, variant, runtime and threads in this run"
+        notes = []
+        if vs_host is None and status == "ok":
+            notes.append("no host cell of the same model, variant, runtime and threads")
+        if isinstance(paired, str):
+            notes.append(f"paired measurement failed: {paired}")
+            paired = None
         if self.emulation.reason and not self.emulation.all_threads:
-            note = f"fallback: {self.emulation.reason}"
-        return emulation_record(self.emulation.method, target, threads, achieved=achieved,
-                                calibration=cal,
-                                note=note)
+            notes.append(f"fallback: {self.emulation.reason}")
+        return emulation_record(self.emulation.method, target, threads,
+                                achieved=paired["ratio"] if paired else None,
+                                calibration=cal, note="; ".join(notes) or None,
+                                vs_host=vs_host, paired=paired)
+
+    def measure_paired(self, cell: Cell, set_throttle, time_runs, probe_n) -> None:
+        """The cell's own slowdown, throttled against unthrottled blocks of its model in the
+        same page or worker (`paired_slowdown`); kept for its record."""
+        from edge.farm.emulation import paired_slowdown
+
+        try:
+            ratio, free, slow = paired_slowdown(set_throttle, lambda: time_runs(probe_n),
+                                                PAIRS)
+            self.paired[cell] = {"ratio": round(ratio, 4), "unthrottled_ms": round(free, 3),
+                                 "throttled_ms": round(slow, 3), "pairs": PAIRS,
+                                 "runs_per_block": probe_n}
+        except Exception as exc:  # noqa: BLE001 - recorded as a note, the timings stand
+            self.paired[cell] = f"{type(exc).__name__}: {exc}"
 
     def host_p50(self, cell: Cell) -> float | None:
         """p50 of the host's ok record of the same model, variant, runtime and threads."""
@@ -221,9 +251,10 @@ class Bench:
                            f"target slowdown {target:.2f} on {escape(workload)}")
         cal = calibrate_quota(group, time_runs, target, cell.threads or 1, workload=workload)
         self.calibrations[(cell.device, cell.runtime, cell.threads or 1)] = cal
-        self.console.print(f"    quota {cal.quota_us} us / {cal.period_us} us: achieved "
-                           f"{cal.achieved:.2f}" + ("" if cal.converged else
-                                                     " (did not converge)"))
+        steps = ", ".join(f"{s['quota_us']}->{s['achieved']:.2f}" for s in cal.steps)
+        self.console.print(f"    base {cal.base_ms:.1f} ms; quota -> slowdown: {steps}; kept "
+                           f"{cal.quota_us} us / {cal.period_us} us (x{cal.achieved:.2f})"
+                           + ("" if cal.converged else ", did not converge"))
         return cal
 
     def calibration_artifact(self, cell: Cell) -> Artifact:
@@ -236,9 +267,69 @@ class Bench:
                 return artifact
         return self.artifacts[(cell.model, cell.variant)]
 
+    # -- the run's noise ------------------------------------------------------------------------
+
+    def measure_noise(self, cells, session=None, server_url=None, repeats: int = NOISE_REPEATS):
+        """How much one cell moves between fresh pages (or worker processes) on this host, now:
+        the calibration workload measured `repeats` times on the host, each in a fresh page or
+        worker, 20 runs after a steady warm-up. The relative standard deviation of those
+        medians is the run's noise: two cells measured apart are only told apart beyond it
+        (`edge.stats.noise_margin`)."""
+        from edge.farm.tflite_runner import TimingWorker
+
+        def spread(medians: list[float], workload: str, what: str) -> dict:
+            mean = float(np.mean(medians))
+            cv = float(np.std(medians, ddof=1) / mean) if len(medians) > 1 and mean else None
+            return {"between_cv": None if cv is None else round(cv, 4), "repeats": len(medians),
+                    "medians_ms": [round(m, 3) for m in medians], "workload": workload,
+                    "between": what}
+
+        native = next((c for c in cells if c.runtime == "litert"), None)
+        if native is not None:
+            art = self.calibration_artifact(native)
+            medians = []
+            for _ in range(repeats):
+                with TimingWorker(art.main_file, threads=native.threads or 1,
+                                  protocol=self.protocol.to_dict()) as worker:
+                    medians.append(float(np.median(worker.time(20))))
+            self.noise["native"] = spread(medians, _workload_name(art), "worker processes")
+        browser = next((c for c in cells if c.runtime == "tfjs-wasm"), None)
+        if browser is not None and session is not None:
+            from edge.farm.browser import open_page
+
+            art = self.calibration_artifact(browser)
+            profile = self.catalog["host"] if "host" in self.catalog else None
+            threads = max(c.threads or 1 for c in cells if c.runtime == "tfjs-wasm"
+                          and c.device == "host") if any(
+                c.runtime == "tfjs-wasm" and c.device == "host" for c in cells) else 1
+            medians = []
+            for _ in range(repeats):
+                context, page, _ = open_page(session, server_url, profile, 1.0,
+                                             timeout_s=self.protocol.timeout_s,
+                                             cores=max(self.host_cores, 2 * threads))
+                try:
+                    config = self.harness_config(
+                        Cell(browser.model, art.manifest["variant"]["name"], "tfjs-wasm",
+                             "host", threads), art, profile)
+                    page.evaluate("cfg => edgeHarness.prepare(cfg)",
+                                  {**config, "returnOutputs": 0})
+                    medians.append(float(np.median(
+                        page.evaluate("n => edgeHarness.timeRuns(n)", 20))))
+                    page.evaluate("() => edgeHarness.release()")
+                finally:
+                    context.close()
+            self.noise["browser"] = spread(medians, _workload_name(art), "browser pages")
+        for kind, noise in self.noise.items():
+            cv = noise["between_cv"]
+            self.console.print(f"noise ({kind}): the same cell in {noise['repeats']} fresh "
+                               f"{noise['between']}: medians "
+                               f"{', '.join(f'{m:.1f}' for m in noise['medians_ms'])} ms"
+                               + ("" if cv is None else f" (±{cv:.0%} relative SD)"))
+
     # -- native TFLite --------------------------------------------------------------------------
 
     def run_native(self, cell: Cell, artifact: Artifact) -> dict:
+        from edge.farm.emulation import quota_setter
         from edge.farm.load import LoadMeter
         from edge.farm.protocol import summarize
         from edge.farm.tflite_runner import TimingWorker, run_tflite_cell
@@ -283,6 +374,17 @@ class Bench:
         if run.status != "ok":
             return self.record(cell, run.status, artifact, metrics=run.metrics,
                                error=run.error, started=started, extra=extra)
+        if group is not None:
+            quota = group.quota_us
+            try:
+                with TimingWorker(artifact.main_file, runtime=cell.runtime,
+                                  threads=cell.threads or 1, cgroup_procs=group.procs_file,
+                                  protocol=self.protocol.to_dict()) as worker:
+                    self.measure_paired(cell, quota_setter(group, quota), worker.time,
+                                        _probe_runs(worker))
+            except Exception as exc:  # noqa: BLE001 - a note on the record
+                self.paired[cell] = f"{type(exc).__name__}: {exc}"
+            group.set_quota(quota)
         metrics = dict(run.metrics)
         metrics["latency"] = summarize(metrics.pop("samples_ms"),
                                        warmup_samples=metrics.get("warmup_ms"),
@@ -403,6 +505,9 @@ class Bench:
             extra["load"] = meter.stop()
             memory = {**_browser_memory(result.get("memory") or {}), **cdp_metrics(cdp),
                       **sampler.summary()}
+            if emulated and not result.get("error"):
+                _paired_in_page(self, cell, page, cdp, group, options["factor"],
+                                    self.harness_config(cell, artifact, profile))
         except (PlaywrightTimeout, HarnessTimeout):
             if meter is not None:
                 extra["load"] = meter.stop()
@@ -444,6 +549,34 @@ class Bench:
         return self.record(cell, "ok", artifact, metrics=metrics, started=started, extra=extra)
 
 
+def _paired_in_page(bench: Bench, cell: Cell, page, cdp, group, rate: float,
+                    config: dict) -> None:
+    """An emulated browser cell's own slowdown: its model again in the same page, timed in
+    alternating unthrottled and throttled blocks (the group's quota, or DevTools' rate)."""
+    from edge.farm.emulation import quota_setter
+
+    try:
+        page.evaluate("cfg => edgeHarness.prepare(cfg)", {**config, "returnOutputs": 0})
+    except Exception as exc:  # noqa: BLE001 - a note on the record
+        bench.paired[cell] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        return
+    if group is not None:
+        set_throttle = quota_setter(group, group.quota_us)
+    else:
+        def set_throttle(on: bool) -> None:
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate if on else 1.0})
+    try:
+        bench.measure_paired(cell, set_throttle,
+                             lambda n: page.evaluate("n => edgeHarness.timeRuns(n)", n),
+                             _probe_runs_page(page))
+    finally:
+        set_throttle(True)
+        try:
+            page.evaluate("() => edgeHarness.release()")
+        except Exception:  # noqa: BLE001 - the page is closed next anyway
+            pass
+
+
 def _browser_memory(page_memory: dict) -> dict:
     """The page's memory figures under names that say what they are."""
     out = dict(page_memory)
@@ -471,7 +604,7 @@ def gpu_field(runtime: str, facts: dict) -> dict:
 
 def _workload_name(artifact: Artifact) -> str:
     m = artifact.manifest
-    return f"{m['model'].get('slug') or m['model'].get('name')} {m['variant']}"
+    return f"{m.get('target') or m['model']['source']} {m['variant']['name']}"
 
 
 def _probe_runs(worker) -> int:
@@ -623,6 +756,7 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
     emulated = [c for c in cells if c.device != "host" and catalog.get(c.device) is not None
                 and catalog[c.device].emulated]
     if not browser_cells and not emulated:
+        bench.measure_noise(cells)
         for cell in cells:
             artifact = checked(cell)
             if artifact is not None:
@@ -637,6 +771,7 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
     with LoopbackServer(roots) as server, BrowserSession(info, root=root_group) as session:
         session.place(None)
         bench.host_index = host_benchmark_index(session, server.url)
+        bench.measure_noise(cells, session, server.url)
         for name, p in catalog.items():
             cal = p.slowdown(bench.host_index)
             bench.targets[name] = cal.factor

@@ -306,7 +306,7 @@ def run_harness(page, config: dict, timeout_s: float) -> dict:
         timer.cancel()
 
 
-def host_benchmark_index(session: BrowserSession, server_url: str, repeats: int = 3) -> float:
+def host_benchmark_index(session: BrowserSession, server_url: str, repeats: int = 5) -> float:
     """The host's benchmark index (median of a few runs of the harness's fixed JS workload)."""
     from edge.farm.devices import HOST_BENCHMARK_JS
 

@@ -54,7 +54,7 @@ COLUMNS = (
     "std_ms", "n_runs", "wide", "ci_lo_ms", "ci_hi_ms", "ci_rel", "steady", "tie_group",
     "memory_mb", "memory_metric", "tf_peak_mb", "fidelity_status", "fidelity", "download_s",
     "cpu_factor", "emulation_method", "target_slowdown", "achieved_slowdown", "off_target",
-    "busy", "other_cores", "gpu_renderer", "gpu_software", "backend", "samples",
+    "busy", "other_cores", "gpu_renderer", "gpu_software", "noise_cv", "backend", "samples",
 )
 
 #: Columns of text (None when unknown).
@@ -72,7 +72,7 @@ FLAG_COLUMNS = ("steady", "off_target", "busy", "gpu_software")
 FLOAT_COLUMNS = ("size_mb", "load_ms", "first_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
                  "std_ms", "ci_lo_ms", "ci_hi_ms", "ci_rel", "memory_mb", "tf_peak_mb",
                  "fidelity", "download_s", "cpu_factor", "target_slowdown",
-                 "achieved_slowdown", "other_cores")
+                 "achieved_slowdown", "other_cores", "noise_cv")
 
 #: ``memory_metric`` values.
 RENDERER_PEAK_RSS = "renderer-peak-rss"
@@ -296,6 +296,7 @@ def tidy_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "other_cores": _num(load.get("other_cores")),
         "gpu_renderer": renderer,
         "gpu_software": software,
+        "noise_cv": _num(_get(record, "noise", "between_cv")),
         "backend": _text(_get(metrics, "backend", "name")),
         "samples": _samples(latency),
     }
@@ -305,7 +306,7 @@ def tie_group_numbers(rows: Iterable[Mapping[str, Any]]) -> list[int | None]:
     """Per row (in order), its tie group within the ok rows with samples of the same model,
     runtime, device and thread count (`edge.stats.tie_groups`: 1 = the group of the fastest);
     None for rows that are not ok or have no samples."""
-    from edge.stats import tie_groups
+    from edge.stats import noise_margin, tie_groups
 
     rows = list(rows)
     out: list[int | None] = [None] * len(rows)
@@ -319,7 +320,10 @@ def tie_group_numbers(rows: Iterable[Mapping[str, Any]]) -> list[int | None]:
             out[members[0]] = 1
             continue
         keys = {f"{n}:{rows[i].get('cell_id')}": i for n, i in enumerate(members)}
-        found = tie_groups({k: list(rows[i]["samples"]) for k, i in keys.items()})
+        cvs = [rows[i].get("noise_cv") for i in members]
+        cvs = [float(c) for c in cvs if c is not None and c == c]
+        found = tie_groups({k: list(rows[i]["samples"]) for k, i in keys.items()},
+                           rel=noise_margin(max(cvs) if cvs else None))
         for number, group in enumerate(found, start=1):
             for key in group:
                 out[keys[key]] = number

@@ -30,7 +30,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from edge.stats import noise_floor, tie_groups
+from edge.stats import noise_floor, noise_margin, tie_groups
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
 
@@ -179,9 +179,14 @@ def _weight_variants_tie(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
                                 "TF.js variants (" + ", ".join(WEIGHT_ONLY_VARIANTS)
                                 + ") measured")
     split = []
+    margins: list[float] = []
     for (model, runtime, device, threads), members in groups.items():
         samples = _keyed_samples(members)
-        found = tie_groups(samples)
+        cvs = [(m.get("noise") or {}).get("between_cv") for m in members]
+        cvs = [float(c) for c in cvs if isinstance(c, int | float)]
+        margin = noise_margin(max(cvs) if cvs else None)
+        margins.append(margin)
+        found = tie_groups(samples, rel=margin)
         if len(found) > 1:
             where = f"{model} {runtime} {device}" + (f" t{threads}" if threads is not None
                                                       else "")
@@ -190,7 +195,9 @@ def _weight_variants_tie(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
                 ", ".join(f"{k} ({_ms(medians[k])} ms)" for k in group) for group in found))
     if not split:
         return _check(name, PASS, f"all {len(groups)} groups of weight-only TF.js variants tie "
-                                  f"within noise")
+                                  f"within noise (rank test, and a difference under "
+                                  f"±{max(margins):.0%}, the run's measured page-to-page "
+                                  f"spread, is not one)")
     floor = noise_floor({str(r.get("cell_id")): _samples(r) for r in records
                          if _ok(r) and _samples(r)})
     summary = (f"{len(split)} of {len(groups)} groups of weight-only TF.js variants split "

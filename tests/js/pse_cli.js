@@ -3,10 +3,12 @@
 //
 //   node tests/js/pse_cli.js < cases.json
 //
-// Input: { "cases": [{ "h", "w", "n", "maps": [h*w*n numbers, channels-last], "opts": {...} }] }
-// Output: { "page": bool, "results": [{ "labels": [h*w ints], "boxes": [box, ...] }] }, where
-// "page" tells whether loading pse.js as the page does (a plain script with a `window`, no
-// `module`) defines window.edgePSE with the same results.
+// Input: { "cases": [{ "h", "w", "n", "maps": [h*w*n numbers, channels-last], "opts": {...} }],
+//          "pointSets": [[[x, y], ...], ...] (optional) }
+// Output: { "page": bool, "results": [{ "labels": [h*w ints], "boxes": [box, ...] }],
+//           "rects": [minAreaRect(points) for each point set] }, where "page" tells whether
+// loading pse.js as the page does (a plain script with a `window`, no `module`) defines
+// window.edgePSE with the same results.
 'use strict';
 
 const fs = require('fs');
@@ -33,4 +35,5 @@ const results = input.cases.map(({ h, w, n, maps, opts }) => {
   }
   return { labels: Array.from(found.labels), boxes: found.boxes };
 });
-process.stdout.write(JSON.stringify({ page, results }));
+const rects = (input.pointSets || []).map((points) => pse.minAreaRect(points));
+process.stdout.write(JSON.stringify({ page, results, rects }));
