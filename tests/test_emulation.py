@@ -3,8 +3,6 @@ fallback is labelled, and competing load is seen."""
 
 from __future__ import annotations
 
-import os
-import statistics
 import subprocess
 import sys
 import textwrap

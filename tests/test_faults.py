@@ -317,7 +317,7 @@ def measure(garden: Garden, run_dir: Path, protocol: Protocol, cells: list[Cell]
                     fidelity_images=1)
     results = ResultStore(run_dir)
     run_matrix(matrix, cells, artifacts, store, results, run_dir.name, protocol, load_catalog(),
-               Console(quiet=True))
+               Console(quiet=True), noise_repeats=0)  # faults, not figures, are the subject
     return raw_records(results.path)
 
 

@@ -105,7 +105,7 @@ class Bench:
 
     def __init__(self, matrix: Matrix, artifacts: dict[tuple[str, str], Artifact], store: Store,
                  results, run_id: str, protocol, catalog: dict, host: dict, console,
-                 emulation=None):
+                 emulation=None, noise_repeats: int = 0):
         from edge.farm.emulation import Emulation
 
         self.matrix, self.artifacts, self.store = matrix, artifacts, store
@@ -120,6 +120,7 @@ class Bench:
         self.host_index: float | None = None
         self.paired: dict[Cell, dict | str] = {}  # cell -> its paired slowdown measurement
         self.noise: dict[str, dict] = {}  # "browser" | "native" -> the run's between-run spread
+        self.noise_repeats = noise_repeats  # fresh pages/workers of the noise probe (< 2: none)
 
     # -- records ----------------------------------------------------------------------------
 
@@ -269,13 +270,17 @@ class Bench:
 
     # -- the run's noise ------------------------------------------------------------------------
 
-    def measure_noise(self, cells, session=None, server_url=None, repeats: int = NOISE_REPEATS):
+    def measure_noise(self, cells, session=None, server_url=None):
         """How much one cell moves between fresh pages (or worker processes) on this host, now:
         the calibration workload measured `repeats` times on the host, each in a fresh page or
         worker, 20 runs after a steady warm-up. The relative standard deviation of those
         medians is the run's noise: two cells measured apart are only told apart beyond it
         (`edge.stats.noise_margin`)."""
         from edge.farm.tflite_runner import TimingWorker
+
+        repeats = self.noise_repeats
+        if repeats < 2:
+            return
 
         def spread(medians: list[float], workload: str, what: str) -> dict:
             mean = float(np.mean(medians))
@@ -657,7 +662,8 @@ def _now() -> str:
 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store, results,
-               run_id: str, protocol, catalog: dict, console, emulation=None) -> dict:
+               run_id: str, protocol, catalog: dict, console, emulation=None,
+               noise_repeats: int = NOISE_REPEATS) -> dict:
     """Measure every cell not yet in `results`; returns counts by status.
 
     Host cells run first (the emulated cells' achieved slowdown is their p50 against the host's
@@ -670,7 +676,7 @@ def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store,
     own_emulation = emulation is None
     emulation = emulation or choose_emulation()
     bench = Bench(matrix, artifacts, store, results, run_id, protocol, catalog, host, console,
-                  emulation=emulation)
+                  emulation=emulation, noise_repeats=noise_repeats)
     cells = resolve_threads(cells, catalog, emulation)
     done = results.done_cells()
     pending = [c for c in cells if cell_id(**c.as_dict()) not in done]

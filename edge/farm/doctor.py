@@ -52,6 +52,15 @@ def checks() -> list[tuple[str, bool, str, str]]:
     rows.append(("tflite-runtime env", trt is not None, trt or "not found",
                  "nox -s device_matrix creates .nox/tflite-runtime (numpy<2 + tflite-runtime)"))
     node, npm = _tool(["node", "--version"]), _tool(["npm", "--version"])
+    from edge.farm.emulation import choose_emulation
+
+    emulation = choose_emulation()
+    emulation.close()
+    rows.append(("CPU emulation", emulation.all_threads, emulation.method + (
+        f": {emulation.reason}" if emulation.reason else " (every thread of the measured tree)"),
+        "" if emulation.all_threads else "run as root or in a delegated cgroup for bandwidth "
+        "control; until then phones are emulated single-threaded (DevTools) and native cells on "
+        "phones are unsupported"))
     rows.append(("node", node is not None, node or "not found", "apt-get install nodejs npm"))
     rows.append(("npm", npm is not None, npm or "not found", "apt-get install npm"))
     tfjs_pkg = WEB_DIR / "node_modules" / "@tensorflow" / "tfjs" / "package.json"

@@ -395,7 +395,8 @@ def period_for(base_ms: float, target: float, threads: int) -> int:
     it, at most `DEFAULT_PERIOD_US`), so that no run fits in one period's budget and the
     throttled times stay unimodal; long enough that the quota stays above the kernel's 1 ms
     minimum."""
-    shortest = math.ceil(MIN_QUOTA_US * max(1.0, target) / max(1, threads))
+    # The nominal quota at least twice the minimum, so calibration has room below it.
+    shortest = math.ceil(2 * MIN_QUOTA_US * max(1.0, target) / max(1, threads))
     return int(max(shortest, min(DEFAULT_PERIOD_US, base_ms * 1000 / 4)))
 
 
