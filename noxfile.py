@@ -1,5 +1,9 @@
 """Thin sessions over library functions. The sessions that need TensorFlow share one
-environment (.nox/edge, about 3.5 GB), installed once and refreshed when pyproject.toml changes."""
+environment (.nox/edge, about 3.5 GB), installed once and refreshed when pyproject.toml changes.
+
+Setup happens here, before anything is measured: the environments (on a Python that works:
+3.11 or 3.12, tflite-runtime's on 3.11), a browser, and the pinned TF.js runtime (`npm ci` in
+devices/web)."""
 
 from __future__ import annotations
 
@@ -11,9 +15,20 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
 ROOT = Path(__file__).parent
 ENV = ROOT / ".nox" / "edge"
+WEB_DIR = ROOT / "devices" / "web"
+sys.path.insert(0, str(ROOT))  # edge.environment: standard library only, any interpreter
+
+from edge.environment import (  # noqa: E402
+    browser_install_hint,
+    can_apt_install_chromium,
+    choose_python,
+    choose_tflite_runtime_python,
+    find_browser,
+)
+
+nox.options.sessions = ["lint", "tests"]
 
 
 def _shared_env(session: nox.Session) -> str:
@@ -22,7 +37,11 @@ def _shared_env(session: nox.Session) -> str:
     stamp = ENV / ".installed"
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if not python.exists():
-        session.run(sys.executable, "-m", "venv", str(ENV), external=True)
+        interpreter, warning = choose_python()
+        if warning:
+            session.warn(warning)
+        session.log(f"creating {ENV} with {interpreter}")
+        session.run(interpreter, "-m", "venv", str(ENV), external=True)
     if not stamp.exists() or stamp.read_text() != want:
         session.run(str(python), "-m", "pip", "install", "--upgrade", "pip", external=True)
         session.run(str(python), "-m", "pip", "install", "-e", f"{ROOT}[test]", external=True)
@@ -31,36 +50,64 @@ def _shared_env(session: nox.Session) -> str:
 
 
 def _tflite_runtime_env(session: nox.Session) -> str | None:
-    """The second TFLite runtime, tflite-runtime 2.14, needs NumPy < 2: its own environment."""
+    """The second TFLite runtime, tflite-runtime 2.14, needs NumPy < 2 and Python 3.11: its own
+    environment."""
     env = ROOT / ".nox" / "tflite-runtime"
     python = env / "bin" / "python"
     stamp = env / ".installed"
     if stamp.exists():
         return str(python)
+    interpreter = choose_tflite_runtime_python()
+    unsupported = "tflite-runtime could not be installed; its cells will be 'unsupported'"
+    if interpreter is None:
+        session.warn(f"{unsupported} (it needs Python 3.11: no python3.11 found on PATH)")
+        return None
     try:
-        session.run(sys.executable, "-m", "venv", str(env), external=True)
+        session.run(interpreter, "-m", "venv", str(env), external=True)
         session.run(str(python), "-m", "pip", "install", "--quiet", "numpy<2",
                     "tflite-runtime==2.14.0", external=True)
     except nox.command.CommandFailed:
-        session.warn("tflite-runtime could not be installed; its cells will be 'unsupported'")
+        session.warn(unsupported)
         return None
     stamp.write_text("ok")
     return str(python)
 
 
 def _browser(session: nox.Session) -> None:
-    """Make sure a Chromium exists; on Debian as root, install the distribution's package."""
-    if shutil.which("chromium") or shutil.which("google-chrome") or os.environ.get(
-            "EDGE_BROWSER"):
+    """Make sure a Chromium exists; on Debian as root, install the distribution's package;
+    elsewhere say what to install and how to point EDGE_BROWSER at it."""
+    if find_browser():
         return
-    if shutil.which("apt-get") and os.geteuid() == 0:
+    if can_apt_install_chromium():
         session.log("no Chromium found: installing Debian's chromium package")
         session.run("apt-get", "update", "-qq", external=True)
         session.run("apt-get", "install", "-y", "-qq", "chromium", external=True,
                     env={"DEBIAN_FRONTEND": "noninteractive"})
     else:
-        session.warn("no Chromium found: install one (apt-get install chromium) or set "
-                     "EDGE_BROWSER; browser cells will fail")
+        session.warn(browser_install_hint() + "; until then browser cells fail")
+
+
+def _web_runtime_stale(web_dir: Path) -> bool:
+    """Whether devices/web needs `npm ci`: no node_modules, or one older than the lock file."""
+    modules = web_dir / "node_modules"
+    installed = modules / ".package-lock.json"  # written by npm ci
+    if not modules.is_dir():
+        return True
+    stamp = installed if installed.exists() else modules
+    return stamp.stat().st_mtime < (web_dir / "package-lock.json").stat().st_mtime
+
+
+def _web_runtime(session: nox.Session) -> None:
+    """Install the pinned TF.js runtime the harness page loads (`npm ci` in devices/web) when
+    it is missing or older than package-lock.json: at setup, never during a measurement."""
+    if not _web_runtime_stale(WEB_DIR):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        session.warn("npm not found: install Node.js with npm, then run `npm ci` in "
+                     "devices/web; until then browser cells fail")
+        return
+    session.run(npm, "ci", "--no-audit", "--no-fund", "--prefix", str(WEB_DIR), external=True)
 
 
 def _call(session: nox.Session, python: str, expression: str, **env: str) -> None:
@@ -73,6 +120,7 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (tiny model configurations; minutes)."""
     python = _shared_env(session)
     _browser(session)
+    _web_runtime(session)
     trt = _tflite_runtime_env(session)
     session.run(python, "-m", "pytest", *(session.posargs or ["-q"]), external=True,
                 env={"EDGE_TFLITE_RUNTIME_PYTHON": trt} if trt else {})
@@ -93,9 +141,10 @@ def device_matrix(session: nox.Session) -> None:
     Arguments after `--` go to the job: --preset smoke|full, --resume RUN_ID, --tiny, -j N."""
     python = _shared_env(session)
     _browser(session)
+    _web_runtime(session)
     trt = _tflite_runtime_env(session)
     args = repr(list(session.posargs))
-    _call(session, python, f"from edge.jobs import device_matrix; device_matrix({args})",
+    _call(session, python, f"from edge.workflow import device_matrix; device_matrix({args})",
           **({"EDGE_TFLITE_RUNTIME_PYTHON": trt} if trt else {}))
 
 
@@ -112,6 +161,7 @@ def bench_overhead(session: nox.Session) -> None:
     """Benchmark: harness overhead against bare timing loops (TFLite and the browser page)."""
     python = _shared_env(session)
     _browser(session)
+    _web_runtime(session)
     session.run(python, str(ROOT / "benchmarks" / "overhead.py"), *session.posargs,
                 external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
 
@@ -122,6 +172,7 @@ def faults(session: nox.Session) -> None:
     injected, cells that survived, records lost (must be 0) and duplicates (must be 0)."""
     python = _shared_env(session)
     _browser(session)
+    _web_runtime(session)
     session.run(python, str(ROOT / "benchmarks" / "faults.py"), *session.posargs,
                 external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
 
@@ -132,5 +183,6 @@ def bench_emulation(session: nox.Session) -> None:
     against published real-device figures (needs MobileNetV2 built)."""
     python = _shared_env(session)
     _browser(session)
+    _web_runtime(session)
     session.run(python, str(ROOT / "benchmarks" / "emulation.py"), *session.posargs,
                 external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})

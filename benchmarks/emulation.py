@@ -59,8 +59,8 @@ threads = [1]
 
 def _run(method: str, devices: list[str], build_dir: Path, reports: Path, console) -> list:
     from edge.farm.matrix import load_matrix
-    from edge.jobs import measure
     from edge.results.store import ResultStore
+    from edge.workflow import measure
 
     os.environ["EDGE_EMULATION"] = method
     path = reports / f"{method}.toml"

@@ -159,31 +159,23 @@ def garden(as_json):
               help="Conversions to run at once, each in its own worker process.")
 @click.option("--validate/--no-validate", "run_validate", default=True, show_default=True,
               help="Check every variant's fidelity after building.")
-def build(jobs, run_validate, **opts):
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when a variant fails its fidelity check (default: report it, "
+              "exit 0).")
+def build(jobs, run_validate, strict, **opts):
     """Build TFLite and TF.js variants (cached by content hash) and check their fidelity.
 
     MODEL is a garden name with optional parameters, e.g. `deeplab_v3:head=ade20k,size=129`;
-    no MODEL builds the default garden.
+    no MODEL builds the default garden. Exits 1 when a conversion fails, and with --strict
+    when a variant fails its fidelity check.
     """
     _quiet_tensorflow()
-    from rich.markup import escape
-
     from edge import workflow
 
-    console = workflow.make_console()
-    targets = _targets(**opts)
-    summary = workflow.build(targets, opts["build_dir"], jobs=jobs)
-    keys = workflow.artifact_keys(summary)
-    if run_validate and keys:
-        workflow.validate(keys, opts["build_dir"])
-    if keys:
-        console.print(workflow.variants_table(keys, opts["build_dir"]))
-    for o in summary.failures:
-        console.print(f"[red]{o.status}[/] " + escape(f"{o.job.label}: {o.error}"))
-    console.print(summary.line())
-    if summary.converted == 0 and not summary.failures:
-        console.print("nothing to convert: every artifact is cached")
-    sys.exit(1 if summary.failures else 0)
+    result = workflow.build_step(_targets(**opts), opts["build_dir"], jobs=jobs,
+                                 run_validate=run_validate)
+    failed = result.summary.failures or (strict and result.fidelity_failures)
+    sys.exit(1 if failed else 0)
 
 
 @cli.command()
@@ -197,10 +189,7 @@ def validate(force, allow_fail, **opts):
     from edge import workflow
     from edge.validate.run import check
 
-    targets = _targets(**opts)
-    keys = workflow.built_keys(targets, opts["build_dir"])
-    results = workflow.validate(keys, opts["build_dir"], force=force)
-    workflow.make_console().print(workflow.variants_table(keys, opts["build_dir"]))
+    results = workflow.validate_step(_targets(**opts), opts["build_dir"], force=force)
     if not allow_fail:
         check(results)
 
@@ -211,7 +200,8 @@ def validate(force, allow_fail, **opts):
 @click.option("--preset", type=click.Choice(["default", "full", "smoke"]), default="default",
               show_default=True, help="Which cells: the file's rules, everything, or a quick few.")
 @click.option("--resume", "resume", metavar="RUN_ID",
-              help="Finish the missing cells of an interrupted run (no duplicates).")
+              help="Finish the missing cells of an interrupted run (no duplicates), with the "
+              "settings it recorded (preset, tiny, models).")
 @click.option("--tiny", is_flag=True, help="Tiny model configurations (as built with --tiny).")
 def bench(matrix, preset, resume, tiny):
     """Measure built variants on device profiles: browsers (TF.js, tfjs-tflite) and TFLite.
@@ -222,7 +212,7 @@ def bench(matrix, preset, resume, tiny):
     _quiet_tensorflow()
     from edge.farm.devices import load_catalog
     from edge.farm.matrix import load_matrix
-    from edge.jobs import measure
+    from edge.workflow import measure
 
     measure(load_matrix(matrix, device_names=list(load_catalog())), preset=preset, tiny=tiny,
             resume=resume)

@@ -1,11 +1,25 @@
-"""The build → validate chain as library functions, shared by the CLI and the nox sessions."""
+"""The one orchestration path: build → validate → measure → report.
+
+The `edge` command (build, validate, bench), the nox sessions (`device_matrix`), the benchmarks
+and the tests call these functions; nothing else chains the steps. `edge.convert.pipeline` plans
+and runs the conversions, `edge.validate` checks fidelity, `edge.farm` measures and
+`edge.report` writes the report.
+
+A run's settings (preset, tiny models, the models and variants it covers, the protocol) are
+fixed once, by `run_settings`: from the arguments for a new run, from the run's `run.json` for a
+resumed one. The build and the measurement both take them from there, so resuming a run builds
+and measures what the run started with, whatever the command line says.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -20,6 +34,8 @@ from edge.errors import EdgeError
 from edge.garden import DEFAULT_GARDEN, resolve
 
 DEFAULT_BUILD_DIR = Path("build")
+#: Fidelity statuses that fail a variant (`edge build --strict`, `edge validate`).
+FIDELITY_FAILURES = ("fail", "error")
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -27,6 +43,8 @@ def make_console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     return Console(stderr=stderr, width=None if stream.isatty() else 160)
 
+
+# -- what to build ---------------------------------------------------------------------------
 
 def garden_targets(models: Sequence[str] = (), *, tiny: bool = False, seed: int = 0,
                    weights: str | None = None, images: str | None = None,
@@ -48,6 +66,8 @@ def _explicit(text: str) -> dict:
 
     return parse_model_arg(text)[1]
 
+
+# -- build and validate ----------------------------------------------------------------------
 
 @dataclass
 class BuildSummary:
@@ -72,6 +92,8 @@ class BuildSummary:
 
 def build(targets: Sequence[Target], build_dir: Path = DEFAULT_BUILD_DIR, jobs: int = 1,
           console: Console | None = None) -> BuildSummary:
+    """Convert what is not cached (with a progress bar); one outcome per reference and
+    artifact."""
     console = console or make_console(stderr=True)
     started = time.perf_counter()
     store = Store(Path(build_dir))
@@ -99,17 +121,10 @@ def artifact_keys(summary: BuildSummary) -> list[str]:
             if o.job.kind == "artifact" and o.status in ("built", "cached")]
 
 
-def built_keys(targets: Sequence[Target], build_dir: Path) -> list[str]:
-    """Keys of the targets' artifacts; an error naming what is not built yet."""
-    plan = pipeline.plan(targets, Store(Path(build_dir)))
-    missing = [j.label for j in plan.artifacts if not j.cached]
-    if missing:
-        raise EdgeError(f"not built yet (run `edge build` first): {', '.join(missing)}")
-    return [j.key for j in plan.artifacts]
-
-
 def validate(keys: Sequence[str], build_dir: Path = DEFAULT_BUILD_DIR, force: bool = False,
              console: Console | None = None):
+    """Each artifact's fidelity on the host (`edge.validate.run.Fidelity`, cached per runtime
+    version unless `force`)."""
     from edge.validate.run import validate_all
 
     console = console or make_console(stderr=True)
@@ -143,3 +158,238 @@ def variants_table(keys: Sequence[str], build_dir: Path = DEFAULT_BUILD_DIR) -> 
             escape("; ".join(fid.get("reasons", []))),
         )
     return table
+
+
+@dataclass
+class BuildResult:
+    """What the build step did: the conversions, and the host fidelity of what was built."""
+
+    summary: BuildSummary
+    keys: list[str]
+    fidelity: list = field(default_factory=list)  # edge.validate.run.Fidelity
+    validate_seconds: float = 0.0
+
+    @property
+    def fidelity_failures(self) -> list:
+        return [f for f in self.fidelity if f.status in FIDELITY_FAILURES]
+
+
+def build_step(targets: Sequence[Target], build_dir: Path = DEFAULT_BUILD_DIR, *,
+               jobs: int = 1, run_validate: bool = True,
+               console: Console | None = None) -> BuildResult:
+    """Build the targets, check every built variant's fidelity on the host, and print the
+    variants table, the failed conversions and fidelity checks, and a summary."""
+    console = console or make_console()
+    summary = build(targets, build_dir, jobs=jobs)
+    keys = artifact_keys(summary)
+    started = time.perf_counter()
+    fidelity = validate(keys, build_dir) if run_validate and keys else []
+    result = BuildResult(summary, keys, list(fidelity), time.perf_counter() - started)
+    if keys:
+        console.print(variants_table(keys, build_dir))
+    for o in summary.failures:
+        console.print(f"[red]{o.status}[/] " + escape(f"{o.job.label}: {o.error}"))
+    for f in result.fidelity_failures:
+        console.print(f"[red]fidelity {f.status}[/] "
+                      + escape(f"{f.target} {f.variant}: {'; '.join(f.reasons)}"))
+    console.print(summary.line())
+    if summary.converted == 0 and not summary.failures:
+        console.print("nothing to convert: every artifact is cached")
+    if result.fidelity:
+        counts = {s: sum(r.status == s for r in result.fidelity)
+                  for s in ("pass", "warn", "fail", "error", "n/a")}
+        console.print(f"host fidelity: {counts['pass']} pass, {counts['warn']} warn, "
+                      f"{counts['fail'] + counts['error']} fail, {counts['n/a']} n/a "
+                      "(TF.js: checked in the browser)")
+    return result
+
+
+def validate_step(targets: Sequence[Target], build_dir: Path = DEFAULT_BUILD_DIR, *,
+                  force: bool = False, console: Console | None = None) -> list:
+    """Check the targets' built variants (an error names what is not built yet) and print
+    the variants table."""
+    keys = [j.key for j in pipeline.built_jobs(targets, Store(Path(build_dir)))]
+    results = validate(keys, build_dir, force=force)
+    (console or make_console()).print(variants_table(keys, build_dir))
+    return results
+
+
+# -- measure ---------------------------------------------------------------------------------
+
+@dataclass
+class RunSettings:
+    """What one run builds and measures. A resumed run's come from its run.json."""
+
+    run_id: str
+    preset: str
+    tiny: bool
+    models: list[str]
+    variants: list[str]
+    protocol: object  # edge.farm.protocol.Protocol
+    recorded: bool  # read from an existing run.json
+
+    def targets(self) -> list[Target]:
+        return garden_targets(self.models, tiny=self.tiny, variants=self.variants)
+
+
+def _protocol(matrix, preset: str):
+    from edge.farm.protocol import PRESETS as PROTOCOLS
+    from edge.farm.protocol import Protocol
+
+    spec = "smoke" if preset == "smoke" else matrix.protocol
+    if isinstance(spec, dict):
+        protocol = Protocol.from_dict(spec, source=f"{matrix.path}: [bench] protocol")
+    elif spec in PROTOCOLS:
+        protocol = PROTOCOLS[spec]
+    else:
+        raise EdgeError(f"{matrix.path}: [bench] protocol: unknown preset {spec!r}; "
+                        f"allowed: {', '.join(PROTOCOLS)} or a table")
+    protocol.validate()
+    return protocol
+
+
+def _scope(matrix, preset: str, tiny: bool) -> tuple[list[str], list[str]]:
+    """The models and variants a new run covers: the matrix's, or for the smoke preset only
+    what its cells measure."""
+    if preset != "smoke":
+        return list(matrix.models), list(matrix.variants)
+    models = list(matrix.models[:1])
+    slugs = [t.slug for t in garden_targets(models, tiny=tiny, variants=matrix.variants)]
+    return models, sorted({c.variant for c in matrix.cells("smoke", slugs)})
+
+
+def run_settings(matrix, *, preset: str = "default", tiny: bool = False,
+                 run_id: str | None = None, resume: str | None = None) -> RunSettings:
+    """A new run's settings from the arguments, or a resumed run's from its run.json (the
+    arguments' preset and tiny flag are then ignored). Raises when `resume` names no run."""
+    from edge.farm.protocol import Protocol
+    from edge.results.store import ResultStore, new_run_id
+
+    meta = None
+    if resume:
+        run_dir = matrix.reports_dir / resume
+        if not (run_dir / "results.jsonl").exists() and not (run_dir / "run.json").exists():
+            raise EdgeError(f"--resume {resume}: no such run under {matrix.reports_dir}")
+        meta = ResultStore(run_dir).read_meta()
+    if not meta:
+        models, variants = _scope(matrix, preset, tiny)
+        return RunSettings(resume or run_id or new_run_id(), preset, tiny, models, variants,
+                           _protocol(matrix, preset), recorded=False)
+    preset, tiny = meta.get("preset", preset), bool(meta.get("tiny", tiny))
+    protocol = Protocol.from_dict(meta["protocol"], source=f"{run_dir}/run.json")
+    if "models" in meta:
+        models, variants = list(meta["models"]), list(meta.get("variants", matrix.variants))
+    else:  # recorded before run.json named its models: the matrix's, scoped by the preset
+        models, variants = _scope(matrix, preset, tiny)
+    return RunSettings(resume, preset, tiny, models, variants, protocol, recorded=True)
+
+
+def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str | None = None,
+            resume: str | None = None, console: Console | None = None,
+            settings: RunSettings | None = None) -> Path:
+    """Measure the run's cells into reports/<run-id>/results.jsonl (a resumed run: only the
+    missing ones), print the summary table and the self-checks; returns the run dir."""
+    from edge.farm.bench import run_matrix, summary_table
+    from edge.farm.devices import load_catalog
+    from edge.farm.emulation import choose_emulation
+    from edge.results.checks import checks_json, format_checks, self_checks
+    from edge.results.store import ResultStore, host_metadata
+
+    console = console or make_console()
+    settings = settings or run_settings(matrix, preset=preset, tiny=tiny, run_id=run_id,
+                                        resume=resume)
+    catalog = load_catalog()
+    run_dir = matrix.reports_dir / settings.run_id
+    scoped = dataclasses.replace(matrix, models=settings.models, variants=settings.variants)
+    targets = settings.targets()
+    cells = scoped.cells(settings.preset, [t.slug for t in targets])
+    store = Store(matrix.build_dir)
+    artifacts = pipeline.artifacts_for(targets, store, {(c.model, c.variant) for c in cells})
+    results = ResultStore(run_dir)
+    if not settings.recorded:
+        method = choose_emulation()
+        method.close()
+        results.write_meta({"run_id": settings.run_id, "matrix": str(matrix.path),
+                            "preset": settings.preset, "tiny": settings.tiny,
+                            "models": settings.models, "variants": settings.variants,
+                            "cells": len(cells), "protocol": settings.protocol.to_dict(),
+                            "host": host_metadata(),
+                            "emulation": {"method": method.method, "reason": method.reason}})
+    console.print(f"run {settings.run_id}: {len(cells)} cells, {len(results.done_cells())} "
+                  f"already measured -> {run_dir}")
+    emulation = choose_emulation()
+    try:
+        run_matrix(scoped, cells, artifacts, store, results, settings.run_id, settings.protocol,
+                   catalog, console, emulation=emulation)
+    finally:
+        emulation.close()
+    records = results.records()
+    console.print(summary_table(records))
+    checks = self_checks(records)
+    console.print(format_checks(checks))
+    (run_dir / "checks.json").write_text(json.dumps(checks_json(checks), indent=1) + "\n")
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    console.print(f"records: {len(records)} of {len(cells)} cells; " + ", ".join(
+        f"{k} {v}" for k, v in sorted(counts.items())))
+    return run_dir
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def report(run_dir: Path, console: Console | None = None) -> Path:
+    """Write the run's HTML report (reports/<run-id>/index.html, reports/latest)."""
+    from edge.report.html import write_report
+
+    index = write_report(run_dir.parent, run_dir.name)
+    (console or make_console()).print(f"report: {index}")
+    return index
+
+
+# -- the whole path, for `nox -s device_matrix` ----------------------------------------------
+
+def device_matrix(argv: list[str] | None = None) -> None:
+    """Build and validate every model × variant of the run, measure its cells, write the
+    report. Exits 2 on a user's mistake, 1 when a conversion fails."""
+    from edge.farm.devices import load_catalog
+    from edge.farm.matrix import MATRIX_FILE, PRESETS, load_matrix
+
+    parser = argparse.ArgumentParser(prog="nox -s device_matrix --")
+    parser.add_argument("--matrix", type=Path, default=MATRIX_FILE)
+    parser.add_argument("--preset", choices=PRESETS, default="default")
+    parser.add_argument("--resume", metavar="RUN_ID",
+                        help="finish the missing cells of a run, with the settings it recorded")
+    parser.add_argument("--tiny", action="store_true", help="tiny model configurations")
+    parser.add_argument("-j", "--jobs", type=int)
+    parser.add_argument("--no-measure", action="store_true", help="build and validate only")
+    args = parser.parse_args(argv or [])
+    console = make_console()
+    started = time.perf_counter()
+    try:
+        matrix = load_matrix(args.matrix, device_names=list(load_catalog()))
+        settings = run_settings(matrix, preset=args.preset, tiny=args.tiny, resume=args.resume)
+        targets = settings.targets()
+    except EdgeError as exc:
+        console.print("[red]error:[/] " + escape(str(exc)))
+        raise SystemExit(2) from None
+    if settings.recorded:
+        console.print(f"resuming {settings.run_id} with its settings: preset "
+                      f"{settings.preset}" + (", tiny models" if settings.tiny else ""))
+    built = build_step(targets, matrix.build_dir, jobs=args.jobs or matrix.jobs,
+                       console=console)
+    t_build, t_validate = built.summary.seconds, built.validate_seconds
+    if built.summary.failures:
+        raise SystemExit(1)
+    if args.no_measure:
+        return
+    try:
+        run_dir = measure(matrix, settings=settings, console=console)
+    except EdgeError as exc:
+        console.print("[red]error:[/] " + escape(str(exc)))
+        raise SystemExit(2) from None
+    report(run_dir, console)
+    total = time.perf_counter() - started
+    console.print(f"device matrix ({settings.preset}): build {t_build:.0f} s, validate "
+                  f"{t_validate:.0f} s, measure {total - t_build - t_validate:.0f} s, "
+                  f"total {total:.0f} s; results in {run_dir / 'results.jsonl'}")

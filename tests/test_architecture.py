@@ -66,8 +66,8 @@ def test_the_contract_orders_the_documented_layers():
         return index
 
     assert "edge.farm | edge.report" in layers  # independent siblings
-    assert rank("edge.cli") < rank("edge.jobs") == rank("edge.workflow") \
-        == rank("edge.convert.pipeline") < rank("edge.farm") == rank("edge.report") \
+    assert rank("edge.__main__") < rank("edge.cli") < rank("edge.workflow") \
+        < rank("edge.convert.pipeline") < rank("edge.farm") == rank("edge.report") \
         < rank("edge.validate") < rank("edge.convert.cache") < rank("edge.garden") \
         < rank("edge.results") < rank("edge.variants") < rank("edge.errors")
 
@@ -103,9 +103,9 @@ PLANTED = [
      "edge.report.pick -> edge.farm.matrix"),
     # a leaf that reaches the orchestration layer from inside a method
     ("edge/variants.py",
-     "\n\nclass _Planted:\n    def run(self):\n        import edge.jobs\n\n"
-     "        return edge.jobs\n",
-     "edge.variants -> edge.jobs"),
+     "\n\nclass _Planted:\n    def run(self):\n        import edge.workflow\n\n"
+     "        return edge.workflow\n",
+     "edge.variants -> edge.workflow"),
 ]
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from edge.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(capsys, *argv):
@@ -82,3 +86,15 @@ def test_corrupt_model_files_are_named(capsys, tmp_path):
 def test_validate_before_build_says_what_is_missing(capsys, tmp_path):
     code, _, err = run(capsys, "validate", "--tiny", "psenet", "--build-dir", str(tmp_path))
     assert code == 2 and "not built yet" in err and "psenet" in err
+
+
+def test_python_dash_m_edge_runs_the_cli(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ok = subprocess.run([sys.executable, "-m", "edge", "--help"], capture_output=True,
+                        text=True, cwd=tmp_path, env=env, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "Usage: edge" in ok.stdout and "build" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "edge", "build", "nosuch"], capture_output=True,
+                         text=True, cwd=tmp_path, env=env, timeout=120)
+    assert bad.returncode == 2
+    assert "unknown model 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,4 +1,5 @@
-"""Plan and run builds: references first, then every variant, in worker processes.
+"""Plan and run conversions: references first, then every variant, in worker processes; find
+the built artifacts of a target list.
 
 Keys are computed in the parent without importing TensorFlow, so a build with nothing changed
 finishes in about a second and converts nothing. Each conversion's failure is collected, not
@@ -166,7 +167,7 @@ def _guarded(fn, *args) -> tuple[str, object, float]:
         return "failed", {"error": message, "traceback": tb}, time.perf_counter() - started
 
 
-# -- orchestration -----------------------------------------------------------------------------
+# -- running a plan --------------------------------------------------------------------------
 
 def _worker_init(log_path: str) -> None:
     """Send a worker's stdout/stderr (converter chatter, C++ logs) to a log file, so the
@@ -265,17 +266,22 @@ def run(build: BuildPlan, jobs: int = 1,
     return outcomes
 
 
+def built_jobs(targets: Iterable[Target], store: Store, needed=None) -> list[Job]:
+    """The targets' artifact jobs (only the `needed` (slug, variant) pairs if given), every one
+    of them built; an error naming those that are not built yet."""
+    jobs = [j for j in plan(targets, store).artifacts
+            if needed is None or (j.target.slug, j.variant) in needed]
+    missing = [j.label for j in jobs if not j.cached]
+    if missing:
+        raise EdgeError(f"not built yet (run `edge build` first): {', '.join(missing)}")
+    return jobs
+
+
 def artifacts_for(targets: Iterable[Target], store: Store, needed=None) -> dict:
     """The built artifacts of the targets, ``{(slug, variant): edge.farm.bench.Artifact}`` (only
     the `needed` (slug, variant) pairs if given). Raises when one of them is not built yet."""
     from edge.farm.bench import Artifact
 
-    build = plan(targets, store)
-    jobs = [j for j in build.artifacts
-            if needed is None or (j.target.slug, j.variant) in needed]
-    missing = [j.label for j in jobs if not j.cached]
-    if missing:
-        raise EdgeError(f"not built yet (run `edge build` first): {', '.join(missing)}")
     return {(j.target.slug, j.variant): Artifact(j.key, store.path("artifacts", j.key),
                                                   store.read("artifacts", j.key))
-            for j in jobs}
+            for j in built_jobs(targets, store, needed)}

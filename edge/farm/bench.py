@@ -752,8 +752,8 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
     from edge.farm.browser import (
         WEB_DIR,
         BrowserSession,
-        ensure_web_runtime,
         host_benchmark_index,
+        require_web_runtime,
         resolve_browser,
     )
     from edge.farm.server import LoopbackServer
@@ -768,7 +768,7 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
             if artifact is not None:
                 finish(bench.run_native(cell, artifact))
         return
-    ensure_web_runtime()
+    require_web_runtime()
     bench.data_dir.mkdir(parents=True, exist_ok=True)
     roots = {"harness": WEB_DIR, "node_modules": WEB_DIR / "node_modules",
              "artifacts": Path(store.root), "data": bench.data_dir}

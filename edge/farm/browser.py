@@ -37,10 +37,12 @@ class BrowserInfo:
 
 
 def resolve_browser(explicit: str | None = None) -> BrowserInfo:
+    origin = "the browser path given" if explicit else "EDGE_BROWSER"
     explicit = explicit or os.environ.get("EDGE_BROWSER")
     if explicit:
         if not Path(explicit).exists():
-            raise EdgeError(f"browser not found at {explicit} (from --browser or EDGE_BROWSER)")
+            raise EdgeError(f"browser not found at {explicit} (from {origin}): point "
+                            "EDGE_BROWSER at a Chromium or Chrome executable, or unset it")
         return BrowserInfo(explicit, "explicit")
     try:
         from playwright.sync_api import sync_playwright
@@ -71,6 +73,16 @@ def ensure_web_runtime() -> None:
     import subprocess
 
     subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WEB_DIR, check=True)
+
+
+def require_web_runtime() -> None:
+    """Fail fast when the pinned TF.js runtime is not installed. Installing it is a setup step
+    (the nox sessions, .ci/run), never something a measuring run does halfway through."""
+    if (WEB_DIR / "node_modules" / "@tensorflow" / "tfjs" / "package.json").exists():
+        return
+    raise EdgeError(f"the TF.js runtime is not installed in {WEB_DIR}: run `npm ci` in "
+                    "devices/web (cd devices/web && npm ci), or `nox -s device_matrix`, which "
+                    "installs it")
 
 
 class RendererSampler:

@@ -39,6 +39,7 @@ def _tool(cmd: list[str]) -> str | None:
 
 def checks() -> list[tuple[str, bool, str, str]]:
     """(what, ok, found, how to fix) for each part of the measuring stack."""
+    from edge.environment import browser_check
     from edge.farm.browser import WEB_DIR, resolve_browser
     from edge.farm.tflite_runner import tflite_runtime_python
 
@@ -73,6 +74,7 @@ def checks() -> list[tuple[str, bool, str, str]]:
     except EdgeError as exc:
         info = None
         rows.append(("browser", False, "not found", str(exc)))
+    rows.append(browser_check(None if info is None else info.path))
     if info is not None and tfjs is not None:
         rows.extend(_browser_checks(info))
     return rows
