@@ -53,7 +53,8 @@ def test_emulated_slower_than_the_host_passes():
     c = check([rec(p50=11, ci=(10, 12)), rec("phone", p50=50, ci=(45, 55))],
               "emulated-not-faster")
     assert c["status"] == "pass" and c["details"] == []
-    assert c["summary"] == "0 of 1 emulated cells faster than the host (beyond their interval)"
+    assert c["summary"].startswith("0 of 1 emulated cells faster than the host (beyond their "
+                                   "interval and the run's page-to-page spread)")
 
 
 def test_emulated_faster_beyond_both_intervals_fails():
@@ -99,7 +100,8 @@ def test_weight_only_variants_with_one_distribution_tie():
                rec(variant="tfjs-uint8", samples=same[1:] + same[:1])]
     c = check(records, "weight-variants-tie")
     assert c["status"] == "pass"
-    assert c["summary"] == "all 1 groups of weight-only TF.js variants tie within noise"
+    assert c["summary"].startswith("all 1 groups of weight-only TF.js variants tie within "
+                                   "noise")
 
 
 def test_weight_only_variants_that_split_fail_with_the_groups_and_the_noise_floor():
@@ -266,3 +268,29 @@ def test_the_second_fixture_fails_what_it_was_made_to_fail():
 @pytest.mark.parametrize("bad", [None, "x", 3])
 def test_junk_records_are_ignored(bad):
     assert [c["status"] for c in self_checks([bad])] == ["n/a"] * len(CHECK_NAMES)
+
+
+# -- the run's page-to-page spread and the paired blocks ------------------------------------------
+
+def test_a_gap_within_the_page_to_page_spread_is_not_faster_but_beyond_it_is():
+    noise = {"between_cv": 0.10}  # margin 2.77 x 10 % = 28 %
+    host = rec(p50=10, ci=(9.8, 10.2))
+    within = rec("phone", p50=8, ci=(7.9, 8.1))
+    for r in (host, within):
+        r["noise"] = noise
+    assert check([host, within], "emulated-not-faster")["status"] == "pass"
+    beyond = rec("phone", p50=6, ci=(5.9, 6.1))
+    beyond["noise"] = noise
+    assert check([host, beyond], "emulated-not-faster")["status"] == "fail"
+
+
+def test_a_paired_throttle_that_made_the_cell_faster_fails():
+    host = rec(p50=10, ci=(9.8, 10.2))
+    paired = {"ratio": 0.9, "unthrottled_ms": 10.0, "throttled_ms": 9.0}
+    phone = rec("phone", p50=30, ci=(29, 31),
+                emulation={"achieved_slowdown": 0.9, "target_slowdown": 3.0, "paired": paired})
+    c = check([host, phone], "emulated-not-faster")
+    assert c["status"] == "fail" and "in the same page" in c["details"][0]
+    phone["emulation"]["paired"] = {**paired, "ratio": 3.0, "throttled_ms": 30.0}
+    c = check([host, phone], "emulated-not-faster")
+    assert c["status"] == "pass" and "1 slower than unthrottled in paired blocks" in c["summary"]

@@ -90,6 +90,8 @@ def safe_fidelity(outputs: list[np.ndarray], artifact: Artifact, store: Store) -
         return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
 
 
+#: Milliseconds of work per timed block of a calibration or paired measurement.
+PROBE_MS = 200
 #: Fresh pages (and worker processes) in which a run measures its own noise.
 NOISE_REPEATS = 4
 #: Alternating (unthrottled, throttled) block pairs of an emulated cell's paired slowdown.
@@ -613,10 +615,10 @@ def _workload_name(artifact: Artifact) -> str:
 
 
 def _probe_runs(worker) -> int:
-    """Runs per calibration probe: about 0.4 s of unthrottled work, 5 to 30 runs."""
+    """Runs per calibration probe: about 0.2 s of work, 5 to 30 runs."""
     if not hasattr(worker, "_probe_n"):
         first = worker.time(3)
-        worker._probe_n = max(5, min(30, round(400 / max(0.5, float(np.median(first))))))
+        worker._probe_n = max(5, min(30, round(PROBE_MS / max(0.5, float(np.median(first))))))
     return worker._probe_n
 
 
@@ -624,7 +626,7 @@ def _probe_runs_page(page) -> int:
     n = getattr(page, "_edge_probe_n", None)
     if n is None:
         first = page.evaluate("n => edgeHarness.timeRuns(n)", 3)
-        n = max(5, min(30, round(400 / max(0.5, float(np.median(first))))))
+        n = max(5, min(30, round(PROBE_MS / max(0.5, float(np.median(first))))))
         page._edge_probe_n = n
     return n
 
