@@ -2,8 +2,8 @@
 environment (.nox/edge, about 3.5 GB), installed once and refreshed when pyproject.toml changes.
 
 Setup happens here, before anything is measured: the environments (on a Python that works:
-3.11 or 3.12, tflite-runtime's on 3.11), a browser, and the pinned TF.js runtime (`npm ci` in
-devices/web)."""
+3.11 or 3.12, tflite-runtime's on 3.11), a browser, and the pinned TF.js runtime (`npm ci` into
+its per-user cache directory, `edge.farm.runners.web_runtime.web_runtime_dir`)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ import nox
 
 ROOT = Path(__file__).parent
 ENV = ROOT / ".nox" / "edge"
-WEB_DIR = ROOT / "devices" / "web"
-sys.path.insert(0, str(ROOT))  # edge.environment: standard library only, any interpreter
+sys.path.insert(0, str(ROOT))  # edge.environment, web_runtime: standard library only
 
 from edge.environment import (  # noqa: E402
     browser_install_hint,
@@ -27,6 +26,7 @@ from edge.environment import (  # noqa: E402
     choose_tflite_runtime_python,
     find_browser,
 )
+from edge.farm.runners import web_runtime  # noqa: E402
 
 nox.options.sessions = ["lint", "tests"]
 
@@ -87,27 +87,19 @@ def _browser(session: nox.Session) -> None:
         session.warn(browser_install_hint() + "; until then browser cells fail")
 
 
-def _web_runtime_stale(web_dir: Path) -> bool:
-    """Whether devices/web needs `npm ci`: no node_modules, or one older than the lock file."""
-    modules = web_dir / "node_modules"
-    installed = modules / ".package-lock.json"  # written by npm ci
-    if not modules.is_dir():
-        return True
-    stamp = installed if installed.exists() else modules
-    return stamp.stat().st_mtime < (web_dir / "package-lock.json").stat().st_mtime
-
-
 def _web_runtime(session: nox.Session) -> None:
-    """Install the pinned TF.js runtime the harness page loads (`npm ci` in devices/web) when
-    it is missing or older than package-lock.json: at setup, never during a measurement."""
-    if not _web_runtime_stale(WEB_DIR):
+    """Install the pinned TF.js runtime the harness page loads (`npm ci` into the directory of
+    its package-lock.json's hash, `web_runtime.web_runtime_dir()`, the one the loopback server
+    serves) when it is not there: at setup, never during a measurement."""
+    if web_runtime.is_installed():
         return
     npm = shutil.which("npm")
     if npm is None:
-        session.warn("npm not found: install Node.js with npm, then run `npm ci` in "
-                     "devices/web; until then browser cells fail")
+        session.warn("npm not found: install Node.js with npm, then run "
+                     f"`{web_runtime.INSTALL_COMMAND}`; until then browser cells fail")
         return
-    session.run(npm, "ci", "--no-audit", "--no-fund", "--prefix", str(WEB_DIR), external=True)
+    target = web_runtime.prepare()
+    session.run(npm, "ci", "--no-audit", "--no-fund", "--prefix", str(target), external=True)
 
 
 def _call(session: nox.Session, python: str, expression: str, **env: str) -> None:
@@ -136,7 +128,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def device_matrix(session: nox.Session) -> None:
-    """The main job: build, validate and measure the default matrix (device_matrix.toml).
+    """The main job: build, validate and measure the default matrix (./device_matrix.toml if
+    there is one, else the one shipped in edge/data).
 
     Arguments after `--` go to the job: --preset smoke|full, --resume RUN_ID, --tiny, -j N."""
     python = _shared_env(session)

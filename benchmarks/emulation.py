@@ -58,7 +58,7 @@ threads = [1]
 
 
 def _run(method: str, devices: list[str], build_dir: Path, reports: Path, console) -> list:
-    from edge.farm.matrix import load_matrix
+    from edge.farm.scheduling.matrix import load_matrix
     from edge.results.store import ResultStore
     from edge.workflow import measure
 

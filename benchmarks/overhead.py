@@ -47,8 +47,8 @@ def main() -> None:
     from edge import workflow
     from edge.convert.cache import Store
     from edge.convert.pipeline import artifacts_for
-    from edge.farm.protocol import summarize
-    from edge.farm.tflite_runner import bare_loop_p50, run_tflite_cell
+    from edge.farm.protocol.protocol import summarize
+    from edge.farm.runners.tflite_runner import bare_loop_p50, run_tflite_cell
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="mobilenet_v2")
@@ -73,18 +73,12 @@ def main() -> None:
     bare = bare_loop_p50(tflite.main_file, args.threads, args.runs)
     print(_ratio_line("tflite", harness, bare, 3))
 
-    from edge.farm.browser import (
-        WEB_DIR,
-        BrowserSession,
-        ensure_web_runtime,
-        open_page,
-        resolve_browser,
-        run_harness,
-    )
-    from edge.farm.server import LoopbackServer
+    from edge.farm.runners.browser import BrowserSession, open_page, resolve_browser, run_harness
+    from edge.farm.runners.server import LoopbackServer
+    from edge.farm.runners.web_runtime import ensure_web_runtime, harness_dir, node_modules
 
     ensure_web_runtime()
-    roots = {"harness": WEB_DIR, "node_modules": WEB_DIR / "node_modules",
+    roots = {"harness": harness_dir(), "node_modules": node_modules(),
              "artifacts": args.build_dir}
     url = f"/artifacts/artifacts/{tfjs.dir.name}/model.json"
     shape = tfjs.manifest["model"]["input_shape"]

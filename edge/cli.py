@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from edge import __version__
-from edge.errors import EdgeError
+from edge.errors import ConversionError, EdgeError, ValidationError
 
 
 def _quiet_tensorflow() -> None:
@@ -195,8 +195,9 @@ def validate(force, allow_fail, **opts):
 
 
 @cli.command()
-@click.option("--matrix", type=click.Path(path_type=Path), default=Path("device_matrix.toml"),
-              show_default=True, help="Matrix file.")
+@click.option("--matrix", type=click.Path(path_type=Path), default=None,
+              help="Matrix file (default: ./device_matrix.toml if there is one, else the default "
+              "matrix shipped with edge).")
 @click.option("--preset", type=click.Choice(["default", "full", "smoke"]), default="default",
               show_default=True, help="Which cells: the file's rules, everything, or a quick few.")
 @click.option("--resume", "resume", metavar="RUN_ID",
@@ -210,8 +211,8 @@ def bench(matrix, preset, resume, tiny):
     (or `nox -s device_matrix`) first. Emulated phone figures are estimates.
     """
     _quiet_tensorflow()
-    from edge.farm.devices import load_catalog
-    from edge.farm.matrix import load_matrix
+    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.scheduling.matrix import load_matrix
     from edge.workflow import measure
 
     measure(load_matrix(matrix, device_names=list(load_catalog())), preset=preset, tiny=tiny,
@@ -307,13 +308,13 @@ def pick(run, reports_dir, device, model, max_p90, max_size, max_memory, min_fid
 
 @cli.command()
 @click.option("--catalog", type=click.Path(path_type=Path), help="Catalog file "
-              "(default: devices/catalog.toml).")
+              "(default: edge/data/catalog.toml).")
 @click.option("--json", "as_json", is_flag=True, help="Print the profiles as JSON.")
 def devices(catalog, as_json):
     """List the device profiles (phones from low-end to flagship, and the host)."""
     from dataclasses import asdict
 
-    from edge.farm.devices import DEFAULT_CATALOG, devices_table, load_catalog
+    from edge.farm.emulation.devices import DEFAULT_CATALOG, devices_table, load_catalog
     from edge.workflow import make_console
 
     try:
@@ -381,7 +382,9 @@ def _main(argv) -> None:
         sys.exit(130)
     except EdgeError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1 if type(exc).__name__ in ("ValidationError", "ConversionError") else 2)
+        # A failed conversion or fidelity check is the tool's result (1); anything else is the
+        # user's input (2). Chosen by type, so subclasses count too.
+        sys.exit(1 if isinstance(exc, ConversionError | ValidationError) else 2)
     except KeyboardInterrupt:
         click.echo("interrupted: everything finished so far is kept; run the same command again "
                    "(edge bench: with --resume RUN_ID) to finish", err=True)

@@ -11,7 +11,7 @@ Conventions:
 * Box coordinates are continuous image coordinates ``(x, y)``: map pixel ``(row, col)``
   covers ``[col, col + 1) x [row, row + 1)``, then x is multiplied by ``scale[0]`` and y by
   ``scale[1]``.
-* The browser twin ``devices/web/pse.js`` gives the same label maps and regions and, at scale
+* The browser twin ``edge/data/web/pse.js`` gives the same label maps and regions and, at scale
   1, the same rectangles, reported in its own convention (centre, sides, angle of the long
   side) and computed exactly, while cv2.minAreaRect works in float32 with an angle range and
   corner order that vary between OpenCV versions. Boxes are therefore compared as corner sets

@@ -1,6 +1,6 @@
 """Reference points: published phone latencies, and how a run's emulated estimates compare.
 
-`devices/reference_points.toml` quotes inference latencies measured on real phones (the TF.js
+`edge/data/reference_points.toml` quotes inference latencies measured on real phones (the TF.js
 WASM backend's README, the TensorFlow Lite documentation, the EfficientNet-Lite README), each
 with the verbatim excerpt it comes from. A point is *comparable* when edge can measure the same
 model family, variant, runtime and thread count on the phone's catalog profile;
@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.data import data_path
 from edge.errors import EdgeError
 
-DEFAULT_REFERENCE_POINTS = Path(__file__).resolve().parents[1] / "devices" / "reference_points.toml"
-DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "devices" / "catalog.toml"
+DEFAULT_REFERENCE_POINTS = data_path("reference_points.toml")
+DEFAULT_CATALOG = data_path("catalog.toml")
 
 #: Runtimes a published figure may name that edge does not measure (always `comparable = false`).
 REFERENCE_ONLY_RUNTIMES: dict[str, str] = {

@@ -4,7 +4,7 @@ One rule decides everywhere (``edge report --compare``, tie groups in rankings):
 timed samples are *distinguishable* when the Mann-Whitney U test rejects "same distribution" at
 ``alpha`` (two-sided) **and** their medians differ by more than ``rel`` (relative to the smaller
 one). The second condition keeps a difference smaller than the protocol's precision target
-(`edge.farm.stopping`: the median known to within 3 %) from counting, however many runs made it
+(`edge.stopping`: the median known to within 3 %) from counting, however many runs made it
 statistically detectable.
 
 NumPy only (no SciPy).
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from edge.farm.stopping import median_ci95
+from edge.stopping import median_ci95
 
 #: Significance level of the rank test.
 ALPHA = 0.01

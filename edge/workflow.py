@@ -225,7 +225,7 @@ class RunSettings:
     tiny: bool
     models: list[str]
     variants: list[str]
-    protocol: object  # edge.farm.protocol.Protocol
+    protocol: object  # edge.farm.protocol.protocol.Protocol
     recorded: bool  # read from an existing run.json
 
     def targets(self) -> list[Target]:
@@ -233,8 +233,8 @@ class RunSettings:
 
 
 def _protocol(matrix, preset: str):
-    from edge.farm.protocol import PRESETS as PROTOCOLS
-    from edge.farm.protocol import Protocol
+    from edge.farm.protocol.protocol import PRESETS as PROTOCOLS
+    from edge.farm.protocol.protocol import Protocol
 
     spec = "smoke" if preset == "smoke" else matrix.protocol
     if isinstance(spec, dict):
@@ -262,7 +262,7 @@ def run_settings(matrix, *, preset: str = "default", tiny: bool = False,
                  run_id: str | None = None, resume: str | None = None) -> RunSettings:
     """A new run's settings from the arguments, or a resumed run's from its run.json (the
     arguments' preset and tiny flag are then ignored). Raises when `resume` names no run."""
-    from edge.farm.protocol import Protocol
+    from edge.farm.protocol.protocol import Protocol
     from edge.results.store import ResultStore, new_run_id
 
     meta = None
@@ -289,9 +289,9 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
             settings: RunSettings | None = None) -> Path:
     """Measure the run's cells into reports/<run-id>/results.jsonl (a resumed run: only the
     missing ones), print the summary table and the self-checks; returns the run dir."""
-    from edge.farm.bench import run_matrix, summary_table
-    from edge.farm.devices import load_catalog
-    from edge.farm.emulation import choose_emulation
+    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.emulation.methods import choose_emulation
+    from edge.farm.scheduling.run import run_matrix, summary_table
     from edge.results.checks import checks_json, format_checks, self_checks
     from edge.results.store import ResultStore, host_metadata
 
@@ -352,11 +352,13 @@ def report(run_dir: Path, console: Console | None = None) -> Path:
 def device_matrix(argv: list[str] | None = None) -> None:
     """Build and validate every model × variant of the run, measure its cells, write the
     report. Exits 2 on a user's mistake, 1 when a conversion fails."""
-    from edge.farm.devices import load_catalog
-    from edge.farm.matrix import MATRIX_FILE, PRESETS, load_matrix
+    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.scheduling.matrix import PRESETS, load_matrix
 
     parser = argparse.ArgumentParser(prog="nox -s device_matrix --")
-    parser.add_argument("--matrix", type=Path, default=MATRIX_FILE)
+    parser.add_argument("--matrix", type=Path, default=None,
+                        help="matrix file (default: ./device_matrix.toml if there is one, else "
+                        "the default matrix shipped with edge)")
     parser.add_argument("--preset", choices=PRESETS, default="default")
     parser.add_argument("--resume", metavar="RUN_ID",
                         help="finish the missing cells of a run, with the settings it recorded")

@@ -18,8 +18,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
+#: The farm's subpackages, one per axis a measurement varies along (docs/architecture.md).
+FARM_AXES = ("scheduling", "runners", "emulation", "protocol")
 #: Packages that hold layers rather than being one: they must stay empty of imports.
-CONTAINERS = ("edge", "edge.convert")
+CONTAINERS = ("edge", "edge.convert", "edge.farm", *(f"edge.farm.{axis}" for axis in FARM_AXES))
 
 LINT = ("import sys\n"
         "from importlinter.cli import lint_imports\n"
@@ -32,9 +34,9 @@ def lint(project: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-def contract() -> dict:
+def contract(name: str = "layers") -> dict:
     config = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]
-    (layers,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    (layers,) = [c for c in config["contracts"] if c["id"] == name]
     return layers
 
 
@@ -55,6 +57,20 @@ def test_the_package_keeps_its_layers():
     result = lint(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "edge layers KEPT" in result.stdout
+    assert "edge.farm axes KEPT" in result.stdout
+
+
+def test_the_farm_is_split_by_axis():
+    farm = ROOT / "edge" / "farm"
+    packages = {p.name for p in farm.iterdir() if (p / "__init__.py").is_file()}
+    modules = {p.stem for p in farm.glob("*.py")} - {"__init__"}
+    assert packages == set(FARM_AXES)
+    assert modules == {"cells", "doctor"}
+    farm_contract = contract("farm")
+    assert farm_contract["containers"] == ["edge.farm"] and farm_contract["exhaustive"]
+    # scheduling -> runners -> cells -> emulation -> protocol, doctor on top: no cycles
+    assert farm_contract["layers"] == ["doctor", "scheduling", "runners", "cells", "emulation",
+                                       "protocol"]
 
 
 def test_the_contract_orders_the_documented_layers():
@@ -69,7 +85,8 @@ def test_the_contract_orders_the_documented_layers():
     assert rank("edge.__main__") < rank("edge.cli") < rank("edge.workflow") \
         < rank("edge.convert.pipeline") < rank("edge.farm") == rank("edge.report") \
         < rank("edge.validate") < rank("edge.convert.cache") < rank("edge.garden") \
-        < rank("edge.results") < rank("edge.variants") < rank("edge.errors")
+        < rank("edge.results") < rank("edge.variants") == rank("edge.stats") \
+        < rank("edge.stopping") < rank("edge.errors") == rank("edge.data")
 
 
 def test_every_module_is_in_a_layer():
@@ -90,7 +107,8 @@ def test_the_containers_import_nothing_from_the_package():
 def test_the_ignored_imports_are_few_and_still_real():
     # import-linter errors on an ignored import that no longer exists, so each entry here is
     # removed once it is fixed; this keeps new exceptions from slipping in unnoticed.
-    assert contract().get("ignore_imports", []) == ["edge.stats -> edge.farm.stopping"]
+    assert contract().get("ignore_imports", []) == []
+    assert contract("farm").get("ignore_imports", []) == []
 
 
 PLANTED = [
@@ -99,8 +117,12 @@ PLANTED = [
      "\n\ndef _planted():\n    from edge.convert import targets\n\n    return targets\n",
      "edge.garden.base -> edge.convert.targets"),
     # a module-level import between independent siblings
-    ("edge/report/pick.py", "\nimport edge.farm.matrix  # noqa\n",
-     "edge.report.pick -> edge.farm.matrix"),
+    ("edge/report/pick.py", "\nimport edge.farm.scheduling.matrix  # noqa\n",
+     "edge.report.pick -> edge.farm.scheduling.matrix"),
+    # inside the farm: the catalog (emulation) reaching up into the runners
+    ("edge/farm/emulation/devices.py",
+     "\n\ndef _planted():\n    from edge.farm.runners import endpoints\n\n    return endpoints\n",
+     "edge.farm.emulation.devices -> edge.farm.runners.endpoints"),
     # a leaf that reaches the orchestration layer from inside a method
     ("edge/variants.py",
      "\n\nclass _Planted:\n    def run(self):\n        import edge.workflow\n\n"
@@ -120,5 +142,6 @@ def test_a_planted_upward_import_breaks_the_contract(tmp_path, path, code, chain
     result = lint(tmp_path)
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
-    assert "edge layers BROKEN" in out
+    assert ("edge.farm axes BROKEN" if path.startswith("edge/farm/") else
+            "edge layers BROKEN") in out
     assert chain in out

@@ -98,3 +98,26 @@ def test_python_dash_m_edge_runs_the_cli(tmp_path):
                          text=True, cwd=tmp_path, env=env, timeout=120)
     assert bad.returncode == 2
     assert "unknown model 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_exit_code_follows_the_error_type_not_its_name(monkeypatch, capsys):
+    """A conversion or fidelity failure (or any subclass) exits 1; other user errors exit 2."""
+    import edge.cli as cli
+    from edge.errors import ConversionError, SpecError
+
+    class LiteRTConversionError(ConversionError):
+        pass
+
+    class ConversionErrorLookalike(SpecError):  # the name alone must not decide
+        pass
+
+    for error, code in ((LiteRTConversionError("mobilenet_v2 tflite-fp16: converter died"), 1),
+                        (ConversionErrorLookalike("not a conversion"), 2)):
+        def garden(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(cli.cli, "main", garden)
+        with pytest.raises(SystemExit) as exc:
+            main(["garden"])
+        assert exc.value.code == code, error
+    assert "converter died" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import EdgeError
-from edge.farm.devices import (
+from edge.farm.emulation.devices import (
     DEFAULT_CATALOG,
     HOST_BENCHMARK_JS,
     TIERS,

@@ -10,20 +10,16 @@ import time
 
 import pytest
 
-from edge.farm.emulation import (
-    CGROUP_V1,
-    CGROUP_V2,
-    DEVTOOLS,
-    EmulationUnavailable,
+from edge.farm.emulation.calibration import (
     calibrate_quota,
-    choose_emulation,
-    detect_cgroup,
     emulation_record,
     off_target,
     paired_slowdown,
     quota_setter,
 )
-from edge.farm.load import LoadMeter
+from edge.farm.emulation.cgroups import CGROUP_V1, CGROUP_V2, EmulationUnavailable, detect_cgroup
+from edge.farm.emulation.methods import DEVTOOLS, choose_emulation
+from edge.farm.protocol.load import LoadMeter
 
 #: A process that answers each stdin line with the ms of one chunk of pure-Python work.
 CHUNK = textwrap.dedent("""
@@ -170,7 +166,7 @@ def test_a_busy_loop_beside_the_measurement_is_seen_as_competing_load():
 
 
 def test_our_own_work_is_not_competing_load():
-    from edge.farm.load import process_cpu_s
+    from edge.farm.protocol.load import process_cpu_s
 
     meter = LoadMeter.start()
     proc = subprocess.Popen([sys.executable, "-c", "import time\n"

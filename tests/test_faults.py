@@ -1,17 +1,17 @@
 """The measuring matrix survives faults, each injected for real into a real run.
 
-Each scenario runs `edge.farm.bench.run_matrix` (the loop `edge bench` runs) or the `edge bench`
-command itself over tiny models, breaks one cell for real (a renderer killed, an endless loop
-in the page, the WebGL context lost, a renderer out of heap memory, Chromium killed, SIGINT or
-SIGTERM to the run or as a TFLite worker starts, a TFLite worker that segfaults, hangs or
-exits, corrupted artifacts) and
-returns what the run recorded. The tests assert that the faulted cell is a record with a status
-and the reason, that the cells after it are measured normally, and that no cell is lost or
-recorded twice. `benchmarks/faults.py` runs the same scenarios and prints a summary.
+Each scenario runs `edge.farm.scheduling.run.run_matrix` (the loop `edge bench` runs) or the
+`edge bench` command itself over tiny models, breaks one cell for real (a renderer killed, an
+endless loop in the page, the WebGL context lost, a renderer out of heap memory, Chromium killed,
+SIGINT or SIGTERM to the run or as a TFLite worker starts, a TFLite worker that segfaults, hangs or
+exits, corrupted artifacts) and returns what the run recorded. The tests assert that the faulted
+cell is a record with a status and the reason, that the cells after it are measured normally, and
+that no cell is lost or recorded twice. `benchmarks/faults.py` runs the same scenarios and prints a
+summary.
 
-Cells are recognised by the Bench methods that measure them (patched around, never replaced):
+Cells are recognised by the runners that measure them (patched around, never replaced):
 the fault is applied to the page of one cell (`open_page`), while its harness runs
-(`run_harness`), before it starts (`Bench.run_browser`) or to its TFLite worker
+(`run_harness`), before it starts (`BrowserRunner.run`) or to its TFLite worker
 (`run_tflite_cell`'s `_fault`).
 """
 
@@ -35,9 +35,9 @@ from unittest import mock
 import psutil
 import pytest
 
-from edge.farm.browser import page_renderers
-from edge.farm.matrix import Cell
-from edge.farm.protocol import Protocol
+from edge.farm.protocol.protocol import Protocol
+from edge.farm.runners.browser import page_renderers
+from edge.farm.scheduling.matrix import Cell
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -77,7 +77,15 @@ class Garden:
         return next(t.slug for t in self.targets if t.source == MODEL)
 
     def cell(self, variant: str, runtime: str, threads: int | None = None) -> Cell:
-        return Cell(self.slug, variant, runtime, "host", threads)
+        """A host cell as the run measures it: browser cells get the run's thread count."""
+        from edge.farm.emulation.devices import load_catalog
+        from edge.farm.emulation.methods import choose_emulation
+        from edge.farm.scheduling.run import resolve_threads
+
+        cell = Cell(self.slug, variant, runtime, "host", threads)
+        emulation = choose_emulation()
+        emulation.close()
+        return resolve_threads([cell], load_catalog(), emulation)[0]
 
 
 def cid(cell: Cell) -> str:
@@ -186,7 +194,7 @@ Action = Callable[[threading.Event], None]
 
 
 class Injector:
-    """Faults keyed by cell, applied around the real Bench methods while `installed()`.
+    """Faults keyed by cell, applied around the real runners' `run` while `installed()`.
 
     page_js[cell]: evaluated in the cell's page once the harness is ready (before the run).
     during[cell]: called in a thread as the cell's harness run starts, with a stop event set
@@ -245,13 +253,14 @@ class Injector:
 
     @contextlib.contextmanager
     def installed(self, launch_args: tuple[str, ...] = ()) -> Iterator[Injector]:
-        import edge.farm.browser as browser
-        import edge.farm.tflite_runner as runner
-        from edge.farm.bench import Bench
+        import edge.farm.runners.browser as browser
+        import edge.farm.runners.tflite_runner as runner
+        from edge.farm.runners.browser import BrowserRunner
+        from edge.farm.runners.native import NativeRunner
 
         real_open, real_harness = browser.open_page, browser.run_harness
         real_tflite = runner.run_tflite_cell
-        real_browser_cell, real_native_cell = Bench.run_browser, Bench.run_native
+        real_browser_cell, real_native_cell = BrowserRunner.run, NativeRunner.run
         injector = self
 
         def open_page(*args, **kwargs):
@@ -276,11 +285,13 @@ class Injector:
             call = functools.partial(real_tflite, _fault=kind) if kind else real_tflite
             return call(*args, **kwargs)
 
-        def run_browser(bench, cell, *args, **kwargs):
-            return self._measured(real_browser_cell, bench, cell, *args, **kwargs)
+        def run_browser(runner, bench, cell, *args, **kwargs):
+            return self._measured(functools.partial(real_browser_cell, runner), bench, cell,
+                                  *args, **kwargs)
 
-        def run_native(bench, cell, *args, **kwargs):
-            return self._measured(real_native_cell, bench, cell, *args, **kwargs)
+        def run_native(runner, bench, cell, *args, **kwargs):
+            return self._measured(functools.partial(real_native_cell, runner), bench, cell,
+                                  *args, **kwargs)
 
         class Session(browser.BrowserSession):
             def __enter__(self):
@@ -292,7 +303,7 @@ class Injector:
                     (browser, "open_page", open_page), (browser, "run_harness", run_harness),
                     (browser, "BrowserSession", Session), (runner, "run_tflite_cell",
                                                            run_tflite_cell),
-                    (Bench, "run_browser", run_browser), (Bench, "run_native", run_native),
+                    (BrowserRunner, "run", run_browser), (NativeRunner, "run", run_native),
                     (browser, "LAUNCH_ARGS", browser.LAUNCH_ARGS + tuple(launch_args))):
                 stack.enter_context(mock.patch.object(target, name, value))
             yield self
@@ -305,9 +316,9 @@ def measure(garden: Garden, run_dir: Path, protocol: Protocol, cells: list[Cell]
 
     from edge.convert.cache import Store
     from edge.convert.pipeline import artifacts_for
-    from edge.farm.bench import run_matrix
-    from edge.farm.devices import load_catalog
-    from edge.farm.matrix import Matrix
+    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.scheduling.matrix import Matrix
+    from edge.farm.scheduling.run import run_matrix
     from edge.results.store import ResultStore
 
     build_dir = build_dir or garden.build_dir
@@ -650,7 +661,7 @@ def scenario_signal_at_worker_start(garden: Garden, workdir: Path) -> Outcome:
     """SIGINT to this process the moment the second cell's TFLite worker has been forked, before
     `Popen` returns it to the runner (the narrowest window of a real Ctrl-C or SIGTERM);
     then the run is resumed."""
-    import edge.farm.tflite_runner as runner
+    import edge.farm.runners.tflite_runner as runner
 
     cells = [garden.cell("tflite-fp32", "litert", t) for t in (1, 2, 3)]
     run_dir = workdir / "signal-at-worker-start"
@@ -867,7 +878,7 @@ def test_corrupt_artifacts_are_failed_without_measuring(garden, tmp_path):
     # the build the other tests use was copied, not damaged
     from edge.convert.cache import Store
     from edge.convert.pipeline import artifacts_for
-    from edge.farm.bench import verify_artifact
+    from edge.farm.cells import verify_artifact
 
     for artifact in artifacts_for(garden.targets, Store(garden.build_dir),
                                   {(garden.slug, v) for v in VARIANTS}).values():

@@ -7,8 +7,8 @@ import fnmatch
 
 import pytest
 
-from edge.farm.bench import failure_status
-from edge.farm.matrix import Cell
+from edge.farm.cells import failure_status
+from edge.farm.scheduling.matrix import Cell
 from edge.variants import (
     GPU_NOT_EMULATED,
     KNOWN_ISSUES,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edge.errors import EdgeError
-from edge.farm.matrix import GPU_RUNTIMES, MATRIX_FILE, load_matrix
+from edge.farm.runners.table import GPU_RUNTIMES
+from edge.farm.scheduling.matrix import default_matrix_path, load_matrix, shipped_matrix
 
 DEVICES = ["host", "moto_g4", "pixel_5", "pixel_7", "pixel_2", "pixel_4"]
 SLUGS = ["mobilenet_v2", "efficientnet_b0", "efficientnet_lite0", "deeplab_v3",
@@ -21,7 +22,7 @@ def write(tmp_path, text):
 def test_default_matrix_covers_every_family_variant_and_runtime():
     from edge.variants import DEFAULT_VARIANTS, RUNTIMES
 
-    matrix = load_matrix(MATRIX_FILE, device_names=DEVICES)
+    matrix = load_matrix(shipped_matrix(), device_names=DEVICES)
     cells = matrix.cells("default", SLUGS)
     assert {c.model for c in cells} == set(SLUGS)
     assert {c.variant for c in cells} >= set(DEFAULT_VARIANTS)
@@ -67,12 +68,12 @@ def test_full_preset_never_oversubscribes(monkeypatch):
     import os
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    matrix = load_matrix(MATRIX_FILE, device_names=DEVICES)
+    matrix = load_matrix(shipped_matrix(), device_names=DEVICES)
     assert {c.threads for c in matrix.cells("full", SLUGS)} == {1, 2, None}
 
 
 def test_presets():
-    matrix = load_matrix(MATRIX_FILE, device_names=DEVICES)
+    matrix = load_matrix(shipped_matrix(), device_names=DEVICES)
     full = matrix.cells("full", SLUGS)
     default = matrix.cells("default", SLUGS)
     assert set(default) <= set(full) and len(full) > len(default)
@@ -106,3 +107,19 @@ def test_bad_matrix_files_name_file_key_and_allowed_values(tmp_path, text, messa
 def test_missing_matrix_file(tmp_path):
     with pytest.raises(EdgeError, match="matrix file not found"):
         load_matrix(tmp_path / "none.toml")
+
+
+def test_the_matrix_file_is_the_given_one_else_the_local_one_else_the_shipped_one(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shipped = shipped_matrix()
+    assert shipped.is_file() and shipped.parent.name == "data"
+    assert default_matrix_path() == shipped
+    assert load_matrix().path == shipped
+    local = write(tmp_path, "[build]\nmodels = [\"psenet\"]\n").rename(
+        tmp_path / "device_matrix.toml")
+    assert default_matrix_path().resolve() == local
+    assert load_matrix().models == ["psenet"]
+    other = write(tmp_path, "[build]\nmodels = [\"deeplab_v3\"]\n")
+    assert default_matrix_path(other) == other
+    assert load_matrix(other).models == ["deeplab_v3"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
-from edge.farm.protocol import (
+from edge.farm.protocol.protocol import (
     DEFAULTS,
     MIN_RUNS_FLOOR,
     PRESETS,
@@ -17,7 +17,7 @@ from edge.farm.protocol import (
     summarize,
 )
 
-# -- the rules, through Protocol (edge.farm.stopping holds them) -----------------------------
+# -- the rules, through Protocol (edge.stopping holds them) ---------- -----------------------------
 
 
 def test_defaults_come_from_stopping():

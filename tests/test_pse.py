@@ -1,4 +1,4 @@
-"""Tests for edge.pse (PSENet post-processing) and its JS twin devices/web/pse.js.
+"""Tests for edge.pse (PSENet post-processing) and its JS twin edge/data/web/pse.js.
 
 The Python tests use hand-made kernel maps and an exact, cv2-free reference for the
 minimum-area rectangle. The agreement tests run both implementations on the same seeded
@@ -464,7 +464,7 @@ def test_kernel_iou() -> None:
 
 
 # ---------------------------------------------------------------- shared kernel-map sets
-# edge/pse.py and devices/web/pse.js must agree on these: same label maps, same regions (label,
+# edge/pse.py and edge/data/web/pse.js must agree on these: same label maps, same regions (label,
 # area, score) and the same boxes. Boxes are compared as sorted corner sets within BOX_ATOL:
 # cv2.minAreaRect works in float32 and its angle range and corner order are conventions that
 # differ between OpenCV versions, while pse.js computes the rectangle exactly and reports it in

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from edge.errors import EdgeError
-from edge.farm.devices import DEFAULT_CATALOG, load_catalog
+from edge.farm.emulation.devices import DEFAULT_CATALOG, load_catalog
 from edge.garden import REGISTRY
 from edge.reference_points import (
     DEFAULT_REFERENCE_POINTS,

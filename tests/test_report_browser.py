@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import EdgeError
-from edge.farm.browser import resolve_browser
+from edge.farm.runners.browser import resolve_browser
 from edge.report.html import write_report
 from edge.results.store import DamagedRecordWarning
 

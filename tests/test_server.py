@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from edge.farm.server import LoopbackServer, content_type
+from edge.farm.runners.server import LoopbackServer, content_type
 
 SECRET = b"TOP-SECRET-do-not-serve"
 INDEX = b"<!doctype html><title>harness</title>"

@@ -193,13 +193,14 @@ def test_doctor_row_gives_the_same_line(tmp_path):
 
 def test_doctor_reports_the_install_line(monkeypatch, tmp_path):
     from edge.environment import browser_install_hint
-    from edge.farm import browser, doctor
+    from edge.farm import doctor
+    from edge.farm.runners import browser
 
     def missing():
         raise EdgeError(browser.INSTALL_HINT)
 
     monkeypatch.setattr(browser, "resolve_browser", missing)
-    monkeypatch.setattr(browser, "WEB_DIR", tmp_path)  # no TF.js: no page is opened
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no TF.js: no page is opened
     rows = {what: (ok, found, fix) for what, ok, found, fix in doctor.checks()}
     assert rows["browser setup"] == (False, "not found", browser_install_hint())
 
@@ -207,7 +208,7 @@ def test_doctor_reports_the_install_line(monkeypatch, tmp_path):
 # -- resolve_browser's message ---------------------------------------------------------------
 
 def test_a_missing_edge_browser_names_the_variable_only(monkeypatch, tmp_path):
-    from edge.farm.browser import resolve_browser
+    from edge.farm.runners.browser import resolve_browser
 
     monkeypatch.setenv("EDGE_BROWSER", str(tmp_path / "no-chrome"))
     with pytest.raises(EdgeError) as exc:
@@ -220,34 +221,39 @@ def test_a_missing_edge_browser_names_the_variable_only(monkeypatch, tmp_path):
 # -- the TF.js runtime: installed at setup, checked (never installed) while measuring -------
 
 def test_require_web_runtime_names_the_command_to_run(monkeypatch, tmp_path):
-    from edge.farm import browser
+    from edge.farm.runners import web_runtime
 
-    monkeypatch.setattr(browser, "WEB_DIR", tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     with pytest.raises(EdgeError) as exc:
-        browser.require_web_runtime()
+        web_runtime.require_web_runtime()
     message = str(exc.value)
-    assert "npm ci" in message and "devices/web" in message
-    assert "nox -s device_matrix" in message
-    pkg = tmp_path / "node_modules" / "@tensorflow" / "tfjs" / "package.json"
+    assert "npm ci" in message and str(web_runtime.web_runtime_dir()) in message
+    assert web_runtime.INSTALL_COMMAND in message and "nox -s device_matrix" in message
+    modules = web_runtime.node_modules()
+    pkg = modules / "@tensorflow" / "tfjs" / "package.json"
     pkg.parent.mkdir(parents=True)
     pkg.write_text('{"version": "4.22.0"}')
-    browser.require_web_runtime()  # installed: no error
+    with pytest.raises(EdgeError):  # npm ci did not finish
+        web_runtime.require_web_runtime()
+    (modules / ".package-lock.json").write_text("{}")
+    web_runtime.require_web_runtime()  # installed: no error
+    assert web_runtime.installed_version() == "4.22.0"
 
 
 def test_a_run_with_browser_cells_fails_fast_without_the_runtime(monkeypatch, tmp_path):
     import subprocess
 
-    from edge.farm import bench, browser
-    from edge.farm.matrix import Cell
+    from edge.farm.scheduling import run
+    from edge.farm.scheduling.matrix import Cell
 
     def no_install(*args, **kwargs):
         raise AssertionError(f"installing during a run: {args}")
 
-    monkeypatch.setattr(browser, "WEB_DIR", tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(subprocess, "run", no_install)
     cell = Cell("mobilenet_v2", "tfjs-fp32", "tfjs-wasm", "host", 1)
     with pytest.raises(EdgeError, match="npm ci"):
-        bench._run_cells(types.SimpleNamespace(), [cell], None, None, {}, None)
+        run._run_cells(types.SimpleNamespace(), [cell], None, None, {}, None)
 
 
 def _noxfile(monkeypatch):
@@ -286,35 +292,30 @@ class Session:
         raise RuntimeError(message)
 
 
-def _web(tmp_path, installed: bool, lock_newer: bool) -> Path:
-    web = tmp_path / "web"
-    web.mkdir()
-    lock = web / "package-lock.json"
-    lock.write_text("{}")
-    if installed:
-        (web / "node_modules").mkdir()
-        (web / "node_modules" / ".package-lock.json").write_text("{}")
-        old, new = 1_700_000_000, 1_700_000_100
-        os.utime(lock, (new, new) if lock_newer else (old, old))
-        for p in (web / "node_modules", web / "node_modules" / ".package-lock.json"):
-            os.utime(p, (old, old) if lock_newer else (new, new))
-    return web
+@pytest.mark.parametrize(("installed", "runs_npm"), [(False, True), (True, False)])
+def test_web_runtime_runs_npm_ci_into_the_cache_directory_when_missing(monkeypatch, tmp_path,
+                                                                        installed, runs_npm):
+    from edge.farm.runners import web_runtime
 
-
-@pytest.mark.parametrize(("installed", "lock_newer", "runs_npm"), [
-    (False, False, True), (True, True, True), (True, False, False)])
-def test_web_runtime_runs_npm_ci_when_missing_or_stale(monkeypatch, tmp_path, installed,
-                                                        lock_newer, runs_npm):
     nf = _noxfile(monkeypatch)
-    web = _web(tmp_path, installed, lock_newer)
-    monkeypatch.setattr(nf, "WEB_DIR", web)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    target = web_runtime.web_runtime_dir()  # one location: the server serves it, nox fills it
+    assert target.parent == tmp_path / "edge" / "web-runtime"
+    if installed:
+        pkg = target / "node_modules" / "@tensorflow" / "tfjs" / "package.json"
+        pkg.parent.mkdir(parents=True)
+        pkg.write_text('{"version": "4.22.0"}')
+        (target / "node_modules" / ".package-lock.json").write_text("{}")
     monkeypatch.setattr(nf.shutil, "which", lambda name: f"/usr/bin/{name}")
     session = Session()
     nf._web_runtime(session)
     npm = [args for args, _ in session.runs if "ci" in args]
     assert bool(npm) == runs_npm
     if runs_npm:
-        assert npm[0][:2] == ("/usr/bin/npm", "ci") and str(web) in npm[0]
+        assert npm[0][:2] == ("/usr/bin/npm", "ci")
+        assert npm[0][-2:] == ("--prefix", str(target))
+        assert (target / "package-lock.json").read_bytes() == \
+            (web_runtime.harness_dir() / "package-lock.json").read_bytes()
 
 
 @pytest.mark.parametrize("name", ["device_matrix", "tests", "bench_overhead",

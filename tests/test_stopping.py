@@ -1,4 +1,4 @@
-"""The protocol's rules (edge/farm/stopping.py and devices/web/stopping.js) and their shared
+"""The protocol's rules (edge/stopping.py and edge/data/web/stopping.js) and their shared
 vectors: both implementations must reproduce tests/data/stopping_vectors.json exactly."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.farm import stopping
-from edge.farm.protocol import Protocol
-from edge.farm.stopping import (
+from edge import stopping
+from edge.farm.protocol.protocol import Protocol
+from edge.stopping import (
     DEFAULTS,
     MIN_RUNS_FLOOR,
     ci95_ranks,
@@ -28,6 +28,7 @@ from edge.farm.stopping import (
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = json.loads((ROOT / "tests" / "data" / "stopping_vectors.json").read_text())
 JS_TEST = ROOT / "tests" / "js" / "stopping.test.js"
+WORKER = ROOT / "edge" / "farm" / "runners" / "tflite_worker.py"
 
 
 def simulate(samples: list[float], cfg: dict) -> dict:
@@ -202,7 +203,7 @@ def test_percentile_gating():
 
 def test_module_uses_the_standard_library_only():
     """tflite_worker.py loads it by path under interpreters without the edge package."""
-    tree = ast.parse((ROOT / "edge" / "farm" / "stopping.py").read_text())
+    tree = ast.parse((ROOT / "edge" / "stopping.py").read_text())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -214,11 +215,11 @@ def test_module_uses_the_standard_library_only():
 
 def test_worker_loads_the_same_rules_by_path():
     script = ("import runpy, sys, json; "
-              f"g = runpy.run_path({str(ROOT / 'edge' / 'farm' / 'tflite_worker.py')!r}); "
+              f"g = runpy.run_path({str(WORKER)!r}); "
               "s = g['stopping']; print(json.dumps([s.__file__, s.DEFAULTS]))")
     proc = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True,
                           text=True, timeout=60, check=False, cwd="/")
     assert proc.returncode == 0, proc.stderr
     path, defaults = json.loads(proc.stdout)
-    assert Path(path) == ROOT / "edge" / "farm" / "stopping.py"
+    assert Path(path) == ROOT / "edge" / "stopping.py"
     assert defaults == DEFAULTS

@@ -20,8 +20,8 @@ import time
 import numpy as np
 import pytest
 
-from edge.farm import tflite_runner
-from edge.farm.tflite_runner import (
+from edge.farm.runners import tflite_runner
+from edge.farm.runners.tflite_runner import (
     TFLITE_RUNTIME_ENV_VAR,
     THREAD_SWEEP,
     WORKER,
@@ -274,9 +274,22 @@ def test_tflite_runtime_python_resolution(tmp_path, monkeypatch):
     fake.write_text("")
     monkeypatch.setenv(TFLITE_RUNTIME_ENV_VAR, str(fake))
     assert tflite_runtime_python() == str(fake)
+    monkeypatch.setenv(TFLITE_RUNTIME_ENV_VAR, str(tmp_path / "missing"))
+    assert tflite_runtime_python() is None  # named but not there: not looked for elsewhere
     monkeypatch.delenv(TFLITE_RUNTIME_ENV_VAR)
-    default = tflite_runner.ROOT / ".nox" / "tflite-runtime" / "bin" / "python"
-    assert tflite_runtime_python() == (str(default) if default.is_file() else None)
+    # no variable: <working directory>/.nox/tflite-runtime first, then the source checkout's
+    work = tmp_path / "work"
+    env_python = work / ".nox" / "tflite-runtime" / "bin" / "python"
+    env_python.parent.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert tflite_runner.env_roots()[0] == work
+    checkout = [r for r in tflite_runner.env_roots()[1:]
+                if (r / ".nox" / "tflite-runtime" / "bin" / "python").is_file()]
+    expected = str(checkout[0] / ".nox" / "tflite-runtime" / "bin" / "python") if checkout \
+        else None
+    assert tflite_runtime_python() == expected
+    env_python.write_text("")
+    assert tflite_runtime_python() == str(env_python)
 
 
 @pytest.mark.skipif(tflite_runtime_python() is None,
@@ -311,13 +324,13 @@ def test_worker_imports_only_stdlib_numpy_and_the_interpreters():
 
 
 def test_worker_runs_without_edge_and_prints_one_record(models, tmp_path):
-    """Run as a copied script (with the stopping.py it loads by path), next to a module that
-    would shadow NumPy, with an `edge` package on PYTHONPATH that refuses to import: stdout is
-    exactly one JSON record."""
-    script = tmp_path / "alone" / "tflite_worker.py"
-    script.parent.mkdir()
+    """Run as a copied script (with the edge/stopping.py it loads by path, two folders up), next
+    to a module that would shadow NumPy, with an `edge` package on PYTHONPATH that refuses to
+    import: stdout is exactly one JSON record."""
+    script = tmp_path / "pkg" / "farm" / "alone" / "tflite_worker.py"
+    script.parent.mkdir(parents=True)
     shutil.copyfile(WORKER, script)
-    shutil.copyfile(WORKER.with_name("stopping.py"), script.parent / "stopping.py")
+    shutil.copyfile(WORKER.parents[2] / "stopping.py", tmp_path / "pkg" / "stopping.py")
     (script.parent / "numpy.py").write_text("raise ImportError('shadowed numpy imported')\n")
     (tmp_path / "poison" / "edge").mkdir(parents=True)
     (tmp_path / "poison" / "edge" / "__init__.py").write_text(

@@ -278,9 +278,9 @@ def built_jobs(targets: Iterable[Target], store: Store, needed=None) -> list[Job
 
 
 def artifacts_for(targets: Iterable[Target], store: Store, needed=None) -> dict:
-    """The built artifacts of the targets, ``{(slug, variant): edge.farm.bench.Artifact}`` (only
+    """The built artifacts of the targets, ``{(slug, variant): edge.farm.cells.Artifact}`` (only
     the `needed` (slug, variant) pairs if given). Raises when one of them is not built yet."""
-    from edge.farm.bench import Artifact
+    from edge.farm.cells import Artifact
 
     return {(j.target.slug, j.variant): Artifact(j.key, store.path("artifacts", j.key),
                                                   store.read("artifacts", j.key))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from importlib import metadata
@@ -40,8 +39,9 @@ def _tool(cmd: list[str]) -> str | None:
 def checks() -> list[tuple[str, bool, str, str]]:
     """(what, ok, found, how to fix) for each part of the measuring stack."""
     from edge.environment import browser_check
-    from edge.farm.browser import WEB_DIR, resolve_browser
-    from edge.farm.tflite_runner import tflite_runtime_python
+    from edge.farm.runners import web_runtime
+    from edge.farm.runners.browser import resolve_browser
+    from edge.farm.runners.tflite_runner import tflite_runtime_python
 
     rows = []
     for pkg, fix in (("tensorflow", "pip install -e . (or run any nox session)"),
@@ -53,7 +53,7 @@ def checks() -> list[tuple[str, bool, str, str]]:
     rows.append(("tflite-runtime env", trt is not None, trt or "not found",
                  "nox -s device_matrix creates .nox/tflite-runtime (numpy<2 + tflite-runtime)"))
     node, npm = _tool(["node", "--version"]), _tool(["npm", "--version"])
-    from edge.farm.emulation import choose_emulation
+    from edge.farm.emulation.methods import choose_emulation
 
     emulation = choose_emulation()
     emulation.close()
@@ -64,10 +64,11 @@ def checks() -> list[tuple[str, bool, str, str]]:
         "phones are unsupported"))
     rows.append(("node", node is not None, node or "not found", "apt-get install nodejs npm"))
     rows.append(("npm", npm is not None, npm or "not found", "apt-get install npm"))
-    tfjs_pkg = WEB_DIR / "node_modules" / "@tensorflow" / "tfjs" / "package.json"
-    tfjs = json.loads(tfjs_pkg.read_text())["version"] if tfjs_pkg.exists() else None
-    rows.append(("TF.js runtime", tfjs is not None, tfjs or "not installed",
-                 "cd devices/web && npm ci"))
+    tfjs = web_runtime.installed_version()
+    rows.append(("TF.js runtime", tfjs is not None,
+                 f"{tfjs} ({web_runtime.web_runtime_dir()})" if tfjs
+                 else f"not installed in {web_runtime.web_runtime_dir()}",
+                 web_runtime.INSTALL_COMMAND))
     try:
         info = resolve_browser()
         rows.append(("browser", True, f"{info.path} ({info.source})", ""))
@@ -81,11 +82,12 @@ def checks() -> list[tuple[str, bool, str, str]]:
 
 
 def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
-    from edge.farm.browser import WEB_DIR, BrowserSession, open_page
-    from edge.farm.server import LoopbackServer
+    from edge.farm.runners.browser import BrowserSession, open_page
+    from edge.farm.runners.server import LoopbackServer
+    from edge.farm.runners.web_runtime import harness_dir, node_modules
 
     rows = []
-    roots = {"harness": WEB_DIR, "node_modules": WEB_DIR / "node_modules"}
+    roots = {"harness": harness_dir(), "node_modules": node_modules()}
     try:
         with LoopbackServer(roots) as server, BrowserSession(info) as session:
             rows.append(("browser version", True, session.version(), ""))

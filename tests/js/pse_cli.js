@@ -1,4 +1,4 @@
-// Runs devices/web/pse.js on kernel maps read as JSON from stdin and prints its results as JSON
+// Runs edge/data/web/pse.js on kernel maps read as JSON from stdin and prints its results as JSON
 // on stdout; tests/test_pse.py compares them with edge/pse.py on the same maps.
 //
 //   node tests/js/pse_cli.js < cases.json
@@ -16,7 +16,7 @@ const path = require('path');
 const vm = require('vm');
 
 const root = path.resolve(__dirname, '..', '..');
-const source = path.join(root, 'devices', 'web', 'pse.js');
+const source = path.join(root, 'edge', 'data', 'web', 'pse.js');
 const pse = require(source);
 
 const sandbox = { window: {} };

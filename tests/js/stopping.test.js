@@ -1,4 +1,4 @@
-// Runs devices/web/stopping.js over tests/data/stopping_vectors.json and prints what it computes
+// Runs edge/data/web/stopping.js over tests/data/stopping_vectors.json and prints what it computes
 // as one JSON object on stdout; tests/test_stopping.py compares it with the expected values.
 //
 //   node tests/js/stopping.test.js [vectors.json]
@@ -8,7 +8,7 @@ const fs = require('fs');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..', '..');
-const stopping = require(path.join(root, 'devices', 'web', 'stopping.js'));
+const stopping = require(path.join(root, 'edge', 'data', 'web', 'stopping.js'));
 const vectorsPath = process.argv[2] || path.join(root, 'tests', 'data', 'stopping_vectors.json');
 const vectors = JSON.parse(fs.readFileSync(vectorsPath, 'utf8'));
 

@@ -1,9 +1,10 @@
 """When to stop warming up, when to stop sampling, and which percentiles a sample can support.
 
-The one definition of the measurement protocol's rules, used by `edge.farm.protocol`, by the
-native worker (``tflite_worker.py`` loads this file by path: it runs under interpreters without
-the ``edge`` package, so this module uses the standard library only) and, line for line, by the
-browser harness (``devices/web/stopping.js``). Both implementations are checked against the same
+The one definition of the measurement protocol's rules, used by `edge.farm.protocol`, by
+`edge.stats`, by the native worker (``edge/farm/runners/tflite_worker.py`` loads this file by
+path: it runs under interpreters without the ``edge`` package, so this module uses the standard
+library only) and, line for line, by the
+browser harness (``edge/data/web/stopping.js``). Both implementations are checked against the same
 vectors (``tests/data/stopping_vectors.json``) and must agree exactly: every computation below
 uses IEEE double arithmetic in a fixed order (left-to-right sums, medians of sorted copies, the
 mean of the two middle values for an even count), which JavaScript reproduces bit for bit.

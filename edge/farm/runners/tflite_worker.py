@@ -2,10 +2,11 @@
 
 Self-contained on purpose: it runs under interpreters that do not have the `edge` package (the
 tflite-runtime environment, built against NumPy 1.x), so it imports only the standard library,
-NumPy and the interpreter module the job names; the protocol's rules come from stopping.py
-next to it, loaded by path (standard library only). The runner (edge.farm.tflite_runner) starts
-it as `python path/to/tflite_worker.py`, writes the job as JSON on stdin and reads the record
-from stdout; everything else, including native runtime logs, goes to stderr.
+NumPy and the interpreter module the job names; the protocol's rules come from edge/stopping.py
+(two folders up), loaded by path (standard library only). The runner
+(edge.farm.runners.tflite_runner) starts it as `python path/to/tflite_worker.py`, writes the job
+as JSON on stdin and reads the record from stdout; everything else, including native runtime
+logs, goes to stderr.
 
 Job: {"runtime": "litert" | "tflite-runtime", "model_path": str, "threads": int,
       "protocol": {field: value} with the fields of stopping.DEFAULTS (missing ones default),
@@ -17,7 +18,7 @@ import os
 import sys
 
 # Run as a script, Python puts this file's folder first on sys.path, where a sibling module
-# (edge/farm/*.py) could shadow a standard-library one. Only stopping.py is loaded from there,
+# (edge/farm/runners/*.py) could shadow a standard-library one. Only edge/stopping.py is loaded,
 # by path.
 if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]
@@ -41,9 +42,11 @@ RUNTIMES = {
 
 
 def load_stopping():
-    """edge/farm/stopping.py, by path: this script's folder is not on sys.path (see above)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stopping.py")
-    spec = importlib.util.spec_from_file_location("edge_farm_stopping", path)
+    """edge/stopping.py (edge/farm/runners/../../stopping.py), by path: the `edge` package may
+    not be importable here (see above)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(os.path.dirname(os.path.dirname(here)), "stopping.py")
+    spec = importlib.util.spec_from_file_location("edge_stopping", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -209,7 +212,7 @@ def measure(job, result):
     run(feeds[0])
     result["first_invoke_ms"] = ms(time.perf_counter_ns() - start)
 
-    # The rules of edge/farm/stopping.py: warm up until steady (or a cap), then time runs until
+    # The rules of edge/stopping.py: warm up until steady (or a cap), then time runs until
     # the median is known precisely enough (or a cap). The timed time is the sum of the samples.
     warmup = []
     while True:

@@ -1,8 +1,8 @@
 """The measurement protocol shared by the browser harness and the TFLite runner.
 
 One *cell* (model x variant x runtime x device) is measured as in TFLite's ``benchmark_model`` and
-pyperf, with the rules of `edge.farm.stopping` (their one Python definition; the harness runs the
-same rules from ``devices/web/stopping.js``):
+pyperf, with the rules of `edge.stopping` (their one Python definition; the harness runs the
+same rules from ``edge/data/web/stopping.js``):
 
 - warm-up runs first, recorded apart and excluded from the statistics: at least ``warmup``
   runs, then until the latency is *steady* (the median of the last five runs within
@@ -13,7 +13,7 @@ same rules from ``devices/web/stopping.js``):
   ``max_runs`` runs, or ``max_seconds`` of timed time once three runs are in.
 
 ``timeout_s`` is the deadline for the whole cell (warm-up included); a cell that misses it is
-recorded with status ``timeout``. The defaults live in `edge.farm.stopping.DEFAULTS`.
+recorded with status ``timeout``. The defaults live in `edge.stopping.DEFAULTS`.
 
 `summarize` turns the timed samples (milliseconds) into the statistics stored with each record.
 """
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from edge import stopping
 from edge.errors import SpecError
-from edge.farm import stopping
-from edge.farm.stopping import DEFAULTS, MIN_RUNS_FLOOR
+from edge.stopping import DEFAULTS, MIN_RUNS_FLOOR
 
 __all__ = ["DEFAULTS", "MIN_RUNS_FLOOR", "PRESETS", "WIDE_CV", "Protocol", "ProtocolError",
            "summarize"]
@@ -90,7 +90,7 @@ def _check(v: Mapping[str, Any], source: str | None) -> None:
 @dataclass(frozen=True)
 class Protocol:
     """How long to warm up one cell and how many timed runs to take (the rules are
-    `edge.farm.stopping`'s). Validated on construction."""
+    `edge.stopping`'s). Validated on construction."""
 
     warmup: int = DEFAULTS["warmup"]  # warm-up runs at least ...
     max_warmup: int = DEFAULTS["max_warmup"]  # ... at most, steady or not ...
@@ -119,7 +119,7 @@ class Protocol:
 
     def to_js(self) -> dict[str, Any]:
         """Every field with camelCase keys (``minRuns``, ``targetCi``, ``timeoutS``...): the
-        ``protocol`` of the browser harness's config, read by ``devices/web/stopping.js``."""
+        ``protocol`` of the browser harness's config, read by ``edge/data/web/stopping.js``."""
         return {_camel(name): value for name, value in asdict(self).items()}
 
     @classmethod

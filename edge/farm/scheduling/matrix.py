@@ -1,8 +1,10 @@
 """The device matrix as data: which (model, variant, runtime, device, threads) cells to measure.
 
-`device_matrix.toml` holds the build list and the measurement rules. Each `[[bench.cells]]` rule
-is a small cross product (globs allowed for models and variants); the matrix is the union of the
-rules, deduplicated. Presets: `default` (the file's rules), `full` (every variant on every
+A matrix file holds the build list and the measurement rules: `--matrix FILE` when given, else
+`device_matrix.toml` in the working directory when there is one, else the default matrix that ships
+with the package (`edge/data/device_matrix.toml`, `default_matrix_path`). Each `[[bench.cells]]`
+rule is a small cross product (globs allowed for models and variants); the matrix is the union of
+the rules, deduplicated. Presets: `default` (the file's rules), `full` (every variant on every
 runtime that runs its format, on every device of `bench.devices`), `smoke` (a few minutes).
 """
 
@@ -14,13 +16,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.data import data_path
 from edge.errors import EdgeError
+from edge.farm.runners.table import NATIVE_RUNTIMES, runner_for
 from edge.variants import RUNTIMES, VARIANTS
 
-MATRIX_FILE = Path("device_matrix.toml")
-NATIVE_RUNTIMES = ("litert", "tflite-runtime")
-#: Browser runtimes that run on the GPU: never emulated (the host's GPU is not a phone's).
-GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu")
+#: A matrix file in the working directory takes the place of the shipped default.
+LOCAL_MATRIX = Path("device_matrix.toml")
 PRESETS = ("default", "full", "smoke")
 
 _BUILD_KEYS = {"models": list, "variants": list, "jobs": int, "build_dir": str}
@@ -40,7 +42,7 @@ class Cell:
 
     @property
     def native(self) -> bool:
-        return self.runtime in NATIVE_RUNTIMES
+        return runner_for(self.runtime).native
 
     def as_dict(self) -> dict:
         d = {"model": self.model, "variant": self.variant, "runtime": self.runtime,
@@ -106,14 +108,15 @@ def _expand(rule: dict, slugs, variants, devices, threads) -> list[Cell]:
     chosen_variants = _match(rule.get("variants", ["*"]), variants)
     for runtime in rule.get("runtimes", list(RUNTIMES)):
         fmt = RUNTIMES[runtime]
-        native = runtime in NATIVE_RUNTIMES
+        runner = runner_for(runtime)
+        native = runner.native
         # Native runtimes run on the host unless a rule names devices (then each emulated
         # phone's CPU is emulated by bandwidth control).
         rule_devices = rule.get("devices", ["host"] if native else devices)
         # Browser cells take the rule's thread count when it names one; otherwise the run
-        # gives them min(phone cores, host cores) (see edge.farm.bench.resolve_threads).
+        # gives them min(phone cores, host cores) (see edge.farm.scheduling.run.resolve_threads).
         rule_threads = rule.get("threads", threads) if native else rule.get("threads", [None])
-        if runtime in GPU_RUNTIMES:  # no CPU thread count to speak of
+        if runner.gpu:  # no CPU thread count to speak of
             rule_threads = [None]
         for model in models:
             for variant in chosen_variants:
@@ -150,8 +153,23 @@ def _check_names(path: Path, where: str, key: str, values: list, allowed,
                             f"{', '.join(map(str, allowed))}")
 
 
-def load_matrix(path: Path = MATRIX_FILE, device_names=None) -> Matrix:
-    """Read and check the matrix file; errors name the file, the key and the allowed values."""
+def shipped_matrix() -> Path:
+    """The default matrix that ships with the package."""
+    return data_path("device_matrix.toml")
+
+
+def default_matrix_path(given: Path | None = None) -> Path:
+    """The matrix a command uses: `given` (--matrix), else ./device_matrix.toml when it exists,
+    else the shipped default."""
+    if given is not None:
+        return Path(given)
+    return LOCAL_MATRIX if LOCAL_MATRIX.is_file() else shipped_matrix()
+
+
+def load_matrix(path: Path | None = None, device_names=None) -> Matrix:
+    """Read and check the matrix file (`default_matrix_path` when None); errors name the file,
+    the key and the allowed values."""
+    path = default_matrix_path(path)
     if not path.exists():
         raise EdgeError(f"{path}: matrix file not found")
     try:

@@ -370,7 +370,7 @@
       };
 
       result.firstInferenceMs = await once();
-      // The rules of stopping.js (edge/farm/stopping.py): warm up until steady or a cap, then
+      // The rules of stopping.js (edge/stopping.py): warm up until steady or a cap, then
       // time runs until the median's 95 % CI is narrow enough or a cap is reached.
       const { warmupDone, samplingDone } = window.edgeStopping;
       for (;;) {
@@ -570,7 +570,7 @@
 
   const ready = (async () => {
     for (const name of ['tf', 'tflite', 'edgePSE']) {
-      if (typeof window[name] === 'undefined') throw new Error(`${name} did not load (run npm ci in devices/web)`);
+      if (typeof window[name] === 'undefined') throw new Error(`${name} did not load (run python -m edge.farm.runners.web_runtime)`);
     }
     tf.wasm.setWasmPaths(WASM_DIR);
     tflite.setWasmPath(TFLITE_DIR);

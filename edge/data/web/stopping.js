@@ -1,5 +1,5 @@
 // The measurement protocol's rules: when to stop warming up, when to stop sampling, and which
-// percentiles a sample can support. A line-for-line port of edge/farm/stopping.py (read its
+// percentiles a sample can support. A line-for-line port of edge/stopping.py (read its
 // docstring for the rules); both are checked against tests/data/stopping_vectors.json and must
 // agree exactly, so every computation keeps the Python operation order: left-to-right sums,
 // medians of sorted copies, the mean of the two middle values for an even count.

@@ -1,9 +1,10 @@
 """Measure .tflite artifacts on the host, one fresh worker subprocess per cell.
 
-The parent never loads a model: each cell runs `edge/farm/tflite_worker.py` (a self-contained
-script) under the chosen Python, so a segfault, a hang or a runaway allocation costs that cell
-only. LiteRT runs under this process's Python; the older tflite-runtime (built against NumPy
-1.x) runs under the Python of its own environment, which does not have the `edge` package.
+The parent never loads a model: each cell runs `edge/farm/runners/tflite_worker.py` (a
+self-contained script) under the chosen Python, so a segfault, a hang or a runaway allocation
+costs that cell only. LiteRT runs under this process's Python; the older tflite-runtime (built
+against NumPy 1.x) runs under the Python of its own environment, which does not have the `edge`
+package.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.farm.stopping import DEFAULTS
+from edge.stopping import DEFAULTS
 
 WORKER = Path(__file__).with_name("tflite_worker.py")
-ROOT = Path(__file__).resolve().parents[2]
-RUNTIMES = ("litert", "tflite-runtime")
 THREAD_SWEEP = (1, 2, 4)
-DEFAULT_PROTOCOL = dict(DEFAULTS)  # every protocol field, edge.farm.stopping's defaults
+DEFAULT_PROTOCOL = dict(DEFAULTS)  # every protocol field, edge.stopping's defaults
 TFLITE_RUNTIME_ENV_VAR = "EDGE_TFLITE_RUNTIME_PYTHON"
 TFLITE_RUNTIME_HINT = ("tflite-runtime environment not found: run `nox -s device_matrix` or set "
                        f"{TFLITE_RUNTIME_ENV_VAR}")
@@ -51,12 +50,34 @@ class TFLiteRun:
         return float(np.median(samples)) if samples else None
 
 
+def env_roots() -> list[Path]:
+    """Where a `.nox/tflite-runtime` environment is looked for: the working directory, then the
+    source checkout the package runs from (an editable install), if it is one."""
+    roots = [Path.cwd()]
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "pyproject.toml").is_file() and checkout not in roots:
+        roots.append(checkout)
+    return roots
+
+
 def tflite_runtime_python() -> str | None:
-    """Python of the tflite-runtime environment: $EDGE_TFLITE_RUNTIME_PYTHON, else
-    <repo>/.nox/tflite-runtime/bin/python; None when that file does not exist."""
+    """Python of the tflite-runtime environment: $EDGE_TFLITE_RUNTIME_PYTHON (None when that
+    file does not exist), else the first <root>/.nox/tflite-runtime/bin/python that exists
+    (`env_roots`), else None."""
     configured = os.environ.get(TFLITE_RUNTIME_ENV_VAR)
-    path = Path(configured) if configured else ROOT / ".nox" / "tflite-runtime" / "bin" / "python"
-    return str(path) if path.is_file() else None
+    if configured:
+        return configured if Path(configured).is_file() else None
+    for root in env_roots():
+        path = root / ".nox" / "tflite-runtime" / "bin" / "python"
+        if path.is_file():
+            return str(path)
+    return None
+
+
+#: Native runtime -> the Python its worker runs under (None: its environment is missing). The
+#: worker's own table (`tflite_worker.RUNTIMES`) names each one's interpreter module.
+PYTHONS = {"litert": lambda: sys.executable, "tflite-runtime": tflite_runtime_python}
+RUNTIMES = tuple(PYTHONS)
 
 
 def _tail(text: str) -> str:
@@ -124,7 +145,7 @@ def run_tflite_cell(model_path, *, runtime: str = "litert", threads: int = 2,
         raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
     started = time.perf_counter()
     if python is None:
-        python = sys.executable if runtime == "litert" else tflite_runtime_python()
+        python = PYTHONS[runtime]()
     if python is None:
         return TFLiteRun("unsupported", TFLITE_RUNTIME_HINT,
                          {"runtime": runtime, "threads": threads},
@@ -216,7 +237,7 @@ class TimingWorker:
                  cgroup_procs=None, python: str | None = None, timeout_s: float = 120.0,
                  protocol: dict | None = None):
         self.timeout_s = timeout_s
-        python = python or (sys.executable if runtime == "litert" else tflite_runtime_python())
+        python = python or PYTHONS[runtime]()
         if python is None:
             raise RuntimeError(TFLITE_RUNTIME_HINT)
         job = {"runtime": runtime, "model_path": str(Path(model_path).resolve()),

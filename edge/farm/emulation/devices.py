@@ -1,4 +1,4 @@
-"""The device catalog (`devices/catalog.toml`): phone profiles, network profiles, CPU calibration.
+"""The device catalog (`edge/data/catalog.toml`): phone profiles, network profiles, CPU calibration.
 
 An emulated phone is this machine's Chromium with the phone's Playwright descriptor (screen, user
 agent, touch), its core count (`Emulation.setHardwareConcurrencyOverride`) and its CPU speed
@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.data import data_path
 from edge.errors import EdgeError
 
-DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "devices" / "catalog.toml"
+DEFAULT_CATALOG = data_path("catalog.toml")
 
 TIERS = ("low", "mid", "high", "flagship", "host")
 HOST_TIER = "host"
+#: A real device's endpoint schemes: each has a connect function in edge.farm.runners.endpoints.
 ENDPOINT_SCHEMES = ("http://", "https://", "ws://", "wss://")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 

@@ -1,0 +1,39 @@
+"""Runtime name -> the runner that measures its cells: the one place that says where a
+runtime's cells run. Adding a runtime: its format in `edge.variants.RUNTIMES` (the vocabulary)
+and its runner here (a new kind of runner: one module in this package with a `Runner`)."""
+
+from __future__ import annotations
+
+from edge.farm.runners.base import Runner
+from edge.farm.runners.browser import BrowserRunner
+from edge.farm.runners.native import NativeRunner
+
+RUNNERS: dict[str, Runner] = {
+    "litert": NativeRunner(),
+    "tflite-runtime": NativeRunner(),
+    "tfjs-wasm": BrowserRunner(),
+    "tfjs-webgl": BrowserRunner(gpu=True),
+    "tfjs-webgpu": BrowserRunner(gpu=True),
+    "tflite-web": BrowserRunner(),
+}
+
+#: Runtimes whose cells run in a native worker process.
+NATIVE_RUNTIMES = tuple(r for r, runner in RUNNERS.items() if runner.native)
+#: Browser runtimes that run on the GPU: never emulated (the host's GPU is not a phone's).
+GPU_RUNTIMES = tuple(r for r, runner in RUNNERS.items() if runner.gpu)
+
+
+def runner_for(runtime: str) -> Runner:
+    try:
+        return RUNNERS[runtime]
+    except KeyError:
+        raise ValueError(f"no runner for runtime {runtime!r}; known: "
+                         f"{', '.join(RUNNERS)}") from None
+
+
+def noise_runners() -> list[Runner]:
+    """One runner of each kind, in table order: the run measures its noise once per kind."""
+    first: dict[str, Runner] = {}
+    for runner in RUNNERS.values():
+        first.setdefault(runner.kind, runner)
+    return list(first.values())
