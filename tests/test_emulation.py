@@ -176,3 +176,56 @@ def test_our_own_work_is_not_competing_load():
     # The child's CPU second is ours; what others took is whatever the rest of /proc shows.
     assert load["other_cpu_s"] < 0.6, load
     assert proc.pid not in (process_cpu_s() or {})  # it exited: nothing left to misattribute
+
+
+def _foreign_busy_loop(seconds: float):
+    """A busy loop that is not ours (its parent exits at once); returns its psutil.Process."""
+    import psutil
+
+    starter = ("import subprocess, sys\n"
+               "p = subprocess.Popen([sys.executable, '-c', 'import time\\nt = time.time()\\n"
+               f"while time.time() - t < {seconds}: pass'], start_new_session=True,\n"
+               "    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+               "print(p.pid)")
+    out = subprocess.run([sys.executable, "-c", starter], check=True, capture_output=True,
+                         text=True).stdout
+    return psutil.Process(int(out.split()[0]))
+
+
+@pytest.mark.slow
+def test_a_cell_measured_beside_a_busy_loop_is_flagged(tiny_garden, tmp_path):
+    """A real native cell, measured while another process spins: its record says busy, and
+    the run's self-check fails with that cell named."""
+    from rich.console import Console
+
+    from edge.convert.cache import Store
+    from edge.convert.pipeline import artifacts_for
+    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.protocol.protocol import Protocol
+    from edge.farm.scheduling.matrix import Cell, Matrix
+    from edge.farm.scheduling.run import run_matrix
+    from edge.results.checks import self_checks
+    from edge.results.store import ResultStore
+
+    build_dir = tiny_garden["build_dir"]
+    slug = next(t.slug for t in tiny_garden["targets"] if t.source == "mobilenet_v2")
+    cell = Cell(slug, "tflite-fp32", "litert", "host", 1)
+    store = Store(build_dir)
+    artifacts = artifacts_for(tiny_garden["targets"], store, {(cell.model, cell.variant)})
+    results = ResultStore(tmp_path / "run")
+    # Enough timed time for the meter to see the loop: at least 2 s of runs.
+    protocol = Protocol(warmup=1, max_warmup=5, min_runs=10, min_seconds=2.0,
+                        max_seconds=3.0, target_ci=0.0, timeout_s=60)
+    loop = _foreign_busy_loop(20)
+    try:
+        run_matrix(Matrix(path=tmp_path / "m.toml", models=[], variants=[],
+                          build_dir=build_dir, fidelity_images=0),
+                   [cell], artifacts, store, results, "busy", protocol, load_catalog(),
+                   Console(quiet=True), noise_repeats=0)
+    finally:
+        loop.kill()
+    (rec,) = results.records()
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["load"]["busy"] is True and rec["load"]["other_cores"] > 0.5, rec["load"]
+    check = {c["name"]: c for c in self_checks([rec])}["competing-load"]
+    assert check["status"] == "fail" and rec["cell_id"].split("|")[0] in check["details"][0]
