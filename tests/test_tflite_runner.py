@@ -135,7 +135,7 @@ def test_float_run_records_every_figure(models, images):
     assert m["peak_rss_bytes"] >= m["rss_after_load_bytes"]
     assert m["runtime"] == "litert" and m["runtime_version"]
     assert m["threads"] == 2 and m["cpus"] >= 1
-    assert m["xnnpack"] == {"threads": 2, "delegate": "default (XNNPACK)"}
+    assert m["threads_started"] >= 1  # the OS saw the pool's worker thread(s) start
     assert m["xnnpack_logged"] is True  # LiteRT logs the delegate it applied
     assert m["inputs_source"] == "images" and m["inputs_count"] == len(images)
     assert m["input"][0]["dtype"] == "float32" and m["input"][0]["shape"] == [1, SIZE, SIZE, 3]
@@ -168,12 +168,17 @@ def test_stopping_rule(models):
     assert run.metrics["timed_seconds"] == pytest.approx(sum(samples) / 1e3, rel=1e-6)
 
 
-@pytest.mark.parametrize("threads", THREAD_SWEEP[:2])
-def test_thread_sweep(models, threads):
-    run = run_tflite_cell(models["float"], threads=threads, protocol=QUICK)
-    assert run.status == "ok", run.error
-    assert run.metrics["threads"] == threads == run.metrics["xnnpack"]["threads"]
-    assert run.metrics["inputs_source"] == "random"
+def test_thread_sweep_starts_the_threads_asked_for(models):
+    """The thread count is proven by what the kernel reports (/proc/self/status), not echoed
+    from the request: two threads start one more than one thread does."""
+    started = {}
+    for threads in THREAD_SWEEP[:2]:
+        run = run_tflite_cell(models["float"], threads=threads, protocol=QUICK)
+        assert run.status == "ok", run.error
+        assert run.metrics["threads"] == threads
+        assert run.metrics["inputs_source"] == "random"
+        started[threads] = run.metrics["threads_started"]
+    assert started[2] >= started[1] + 1, started
 
 
 def test_full_int8_model_with_quantized_io(models, images):

@@ -68,6 +68,18 @@ def rss_bytes():
         return None
 
 
+def os_threads():
+    """This process's thread count as the kernel reports it (Linux /proc), None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def usable_cpus():
     """CPUs this process may run on: more threads than this makes spinning thread pools stall
     (tflite-runtime 2.14 at 4 threads on 2 CPUs: about 100 times slower)."""
@@ -172,8 +184,7 @@ def measure(job, result):
     protocol = {**stopping.DEFAULTS, **(job.get("protocol") or {})}
     result.update(runtime=runtime, model_path=job["model_path"], threads=threads,
                   protocol=protocol, python_version=sys.version.split()[0],
-                  numpy_version=np.__version__, cpus=usable_cpus(),
-                  xnnpack={"threads": threads, "delegate": "default (XNNPACK)"})
+                  numpy_version=np.__version__, cpus=usable_cpus())
     try:
         result["runtime_version"] = metadata.version(distribution)
     except metadata.PackageNotFoundError:
@@ -182,6 +193,7 @@ def measure(job, result):
     interpreter_cls = module.Interpreter
 
     result["rss_before_load_bytes"] = rss_bytes()
+    threads_before = os_threads()
     start = time.perf_counter_ns()
     interp = interpreter_cls(model_path=job["model_path"], num_threads=threads)
     interp.allocate_tensors()
@@ -211,6 +223,11 @@ def measure(job, result):
     start = time.perf_counter_ns()
     run(feeds[0])
     result["first_invoke_ms"] = ms(time.perf_counter_ns() - start)
+    # What the operating system says, not the request echoed: the threads the interpreter
+    # started (its XNNPACK pool starts threads - 1 workers beside the caller).
+    threads_after = os_threads()
+    result["threads_started"] = (None if threads_before is None or threads_after is None
+                                 else threads_after - threads_before)
 
     # The rules of edge/stopping.py: warm up until steady (or a cap), then time runs until
     # the median is known precisely enough (or a cap). The timed time is the sum of the samples.
