@@ -23,6 +23,8 @@ from typing import Any
 
 from edge.data import data_path
 from edge.errors import EdgeError
+from edge.text import display_path as _display
+from edge.text import show_value as _show
 
 DEFAULT_REFERENCE_POINTS = data_path("reference_points.toml")
 DEFAULT_CATALOG = data_path("catalog.toml")
@@ -77,25 +79,6 @@ class ReferencePoint:
 
 
 # --- loading --------------------------------------------------------------------------------
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return str(value)
 
 
 def excerpt_numbers(excerpt: str) -> list[float]:

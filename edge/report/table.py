@@ -45,6 +45,7 @@ from edge.results.store import (
     latest_run,
     list_runs,
 )
+from edge.text import dig as _get
 
 #: The tidy table's columns, in order.
 COLUMNS = (
@@ -115,15 +116,6 @@ def load_run(reports_dir: Path | str, run_id: str | None = None
 
 
 # -- flattening ---------------------------------------------------------------------------------
-
-def _get(mapping: Any, *keys: str) -> Any:
-    """``mapping[k1][k2]...``, or None as soon as a level is missing or not a mapping."""
-    for key in keys:
-        if not isinstance(mapping, Mapping):
-            return None
-        mapping = mapping.get(key)
-    return mapping
-
 
 def _num(value: Any) -> float:
     """A finite float, or NaN for None, text, booleans, infinities."""

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from edge.stats import noise_floor, noise_margin, tie_groups
+from edge.text import dig as _get
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
 
@@ -55,14 +56,6 @@ __all__ = ["CHECK_NAMES", "self_checks", "format_checks", "checks_json", "PASS",
 
 
 # -- reading records ----------------------------------------------------------------------------
-
-def _get(mapping: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(mapping, Mapping):
-            return None
-        mapping = mapping.get(key)
-    return mapping
-
 
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):

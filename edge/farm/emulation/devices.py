@@ -27,6 +27,8 @@ from typing import Any
 
 from edge.data import data_path
 from edge.errors import EdgeError
+from edge.text import display_path as _display
+from edge.text import show_value as _show
 
 DEFAULT_CATALOG = data_path("catalog.toml")
 
@@ -201,25 +203,6 @@ _PROFILE_REQUIRED = ("label", "tier", "network")
 _PHONE_REQUIRED = ("cores", "memory_class")
 _PROFILE_KEYS = ("label", "tier", "descriptor", "benchmark_index", "cpu_slowdown", "cores",
                  "network", "memory_class", "emulated", "endpoint")
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return str(value)
 
 
 def _is_number(value: Any) -> bool:
