@@ -49,3 +49,20 @@ def tiny_garden(tmp_path_factory):
     fidelity = {(f.target, f.variant): f for f in workflow.validate(keys, build_dir)}
     return {"build_dir": build_dir, "targets": targets, "summary": summary,
             "fidelity": fidelity}
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_delivered():
+    """Every test starts with Ctrl-C deliverable: SIGINT unblocked and Python's own handler, as
+    in a user's shell. Native libraries that an earlier test loaded into this process may block
+    signals in the main thread, and a blocked signal mask is inherited by every process a test
+    starts, so the interruption tests would measure the test process, not edge."""
+    import signal
+
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
