@@ -99,7 +99,8 @@ def _web_runtime(session: nox.Session) -> None:
                      f"`{web_runtime.INSTALL_COMMAND}`; until then browser cells fail")
         return
     target = web_runtime.prepare()
-    session.run(npm, "ci", "--no-audit", "--no-fund", "--prefix", str(target), external=True)
+    session.run(npm, "ci", "--no-audit", "--no-fund", "--legacy-peer-deps", "--prefix",
+                str(target), external=True)
 
 
 def _call(session: nox.Session, python: str, expression: str, **env: str) -> None:

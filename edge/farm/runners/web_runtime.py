@@ -22,6 +22,9 @@ from pathlib import Path
 from edge.data import data_path
 from edge.errors import EdgeError
 
+#: `npm ci`'s flags. @tensorflow/tfjs-tflite 0.0.1-alpha.10 declares peer versions that the
+#: pinned TF.js no longer matches: without legacy peer resolution npm refuses (ERESOLVE).
+NPM_FLAGS = ("--no-audit", "--no-fund", "--legacy-peer-deps")
 #: The files `npm ci` needs, copied from the harness directory into the runtime directory.
 PACKAGE_FILES = ("package.json", "package-lock.json")
 INSTALL_COMMAND = "python -m edge.farm.runners.web_runtime"
@@ -86,7 +89,7 @@ def ensure_web_runtime(web: Path | None = None) -> Path:
     if npm is None:
         raise EdgeError("npm not found: install Node.js and npm to fetch the TF.js runtime")
     target = prepare(web)
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefix", str(target)], check=True)
+    subprocess.run([npm, "ci", *NPM_FLAGS, "--prefix", str(target)], check=True)
     return target
 
 
