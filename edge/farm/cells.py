@@ -121,6 +121,7 @@ class Bench:
         self.paired: dict[object, dict | str] = {}  # cell -> its paired slowdown measurement
         self.noise: dict[str, dict] = {}  # "browser" | "native" -> the run's between-run spread
         self.noise_repeats = noise_repeats  # fresh pages/workers of the noise probe (< 2: none)
+        self._host_p50: dict[str, float] | None = None  # host cell id -> p50, read lazily
 
     # -- records ----------------------------------------------------------------------------
 
@@ -155,6 +156,7 @@ class Bench:
                           artifact_sha256=artifact.manifest["sha256"] if artifact else None,
                           metrics=metrics or {}, error=error, host=self.host, extra=extra)
         self.results.append(rec)
+        self._remember_host(rec)
         return rec
 
     def emulation_field(self, cell, metrics, status: str) -> dict:
@@ -200,14 +202,24 @@ class Bench:
             self.paired[cell] = f"{type(exc).__name__}: {exc}"
 
     def host_p50(self, cell) -> float | None:
-        """p50 of the host's ok record of the same model, variant, runtime and threads."""
+        """p50 of the host's ok record of the same model, variant, runtime and threads. The
+        results file is read once (a resumed run's earlier records count); records appended
+        since are added as they are written."""
         from edge.results.store import cell_id
 
-        want = cell_id(cell.model, cell.variant, cell.runtime, "host", cell.threads)
-        for rec in self.results.records():
-            if rec.get("cell_id") == want and rec.get("status") == "ok":
-                return ((rec.get("metrics") or {}).get("latency") or {}).get("p50")
-        return None
+        if self._host_p50 is None:
+            self._host_p50 = {}
+            for rec in self.results.records():
+                self._remember_host(rec)
+        return self._host_p50.get(cell_id(cell.model, cell.variant, cell.runtime, "host",
+                                          cell.threads))
+
+    def _remember_host(self, rec: dict) -> None:
+        if self._host_p50 is not None and rec.get("device") == "host" \
+                and rec.get("status") == "ok":
+            p50 = ((rec.get("metrics") or {}).get("latency") or {}).get("p50")
+            if p50:
+                self._host_p50[rec["cell_id"]] = p50
 
     def artifact_extra(self, artifact: Artifact) -> dict:
         m = artifact.manifest
