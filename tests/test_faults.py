@@ -48,11 +48,14 @@ VARIANTS = ("tflite-fp32", "tflite-int8-full", "tfjs-fp32", "tfjs-fp16", "tfjs-u
 BROWSER = Protocol(warmup=1, min_runs=3, min_seconds=1.5, max_runs=2000, timeout_s=45)
 #: Short deadlines for the scenarios whose fault is a hang.
 HANG_TIMEOUT_S = 10
-HANGING = Protocol(warmup=1, min_runs=3, min_seconds=0.5, max_runs=500,
-                   timeout_s=HANG_TIMEOUT_S)
+HANGING = Protocol(warmup=1, max_warmup_seconds=1.0, min_runs=3, min_seconds=0.5, max_runs=500,
+                   max_seconds=3.0, timeout_s=HANG_TIMEOUT_S)
 #: Inference keeps running for >= 3 s, so a context lost 0.5 s after the backend is up is lost
-#: while TF.js computes; a cell stuck on a lost context still ends within 15 s.
-LOSS = Protocol(warmup=1, min_runs=3, min_seconds=3.0, max_runs=5000, timeout_s=15)
+#: while TF.js computes; a cell stuck on a lost context still ends within 20 s. Warm-up and
+#: sampling are capped (1 s, 4 s) so that a healthy cell on a slow software-GL host ends well
+#: inside that deadline: load + 1 s + 4 s.
+LOSS = Protocol(warmup=1, max_warmup_seconds=1.0, min_runs=3, min_seconds=3.0, max_seconds=4.0,
+                max_runs=5000, timeout_s=20)
 NATIVE = Protocol(warmup=1, min_runs=5, min_seconds=0.3, max_runs=200, timeout_s=HANG_TIMEOUT_S)
 #: Heap limit of the renderers in the out-of-memory scenario (MB); TF.js runs fine within it.
 SMALL_HEAP_MB = 128
