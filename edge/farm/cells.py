@@ -122,6 +122,13 @@ class Bench:
         self.noise: dict[str, dict] = {}  # "browser" | "native" -> the run's between-run spread
         self.noise_repeats = noise_repeats  # fresh pages/workers of the noise probe (< 2: none)
         self._host_p50: dict[str, float] | None = None  # host cell id -> p50, read lazily
+        #: While a list: records are kept here instead of written (a comparison group's cells
+        #: wait for their interleaved latency, `edge.farm.scheduling.interleaved`), and
+        #: emulated cells skip their own paired measurement (the group's blocks replace it).
+        self.held: list[dict] | None = None
+        #: Protocol of a held cell's own page or worker (its load, first run, warm-up, outputs);
+        #: its latency comes from the group's interleaved blocks.
+        self.cold_protocol = None
 
     # -- records ----------------------------------------------------------------------------
 
@@ -155,9 +162,22 @@ class Bench:
         rec = make_record(cell=cell.as_dict(), status=status, run_id=self.run_id,
                           artifact_sha256=artifact.manifest["sha256"] if artifact else None,
                           metrics=metrics or {}, error=error, host=self.host, extra=extra)
+        if self.held is not None:
+            self.held.append(rec)
+            return rec
+        self.write(rec)
+        return rec
+
+    def write(self, rec: dict) -> None:
+        """Append a record to the run's results (fsynced)."""
         self.results.append(rec)
         self._remember_host(rec)
-        return rec
+
+    @property
+    def cell_protocol(self):
+        """The protocol of the cell being measured in its own page or worker."""
+        return self.cold_protocol if self.held is not None and self.cold_protocol else \
+            self.protocol
 
     def emulation_field(self, cell, metrics, status: str) -> dict:
         """The record's ``emulation``: method, target, what the calibration workload achieved,
@@ -192,6 +212,8 @@ class Bench:
         same page or worker (`paired_slowdown`); kept for its record."""
         from edge.farm.emulation.calibration import paired_slowdown
 
+        if self.held is not None:
+            return  # a comparison group: its interleaved blocks measure the slowdown
         try:
             ratio, free, slow = paired_slowdown(set_throttle, lambda: time_runs(probe_n),
                                                 PAIRS)

@@ -69,12 +69,15 @@ def quota_setter(group: CpuGroup, quota_us: float | None) -> Callable[[bool], No
 def calibrate_quota(group: CpuGroup, time_runs: Callable[[], list[float]], target: float,
                     threads: int, *, max_steps: int = 6,
                     tolerance: float = CALIBRATION_TOLERANCE,
-                    workload: str | None = None) -> Calibration:
+                    workload: str | None = None,
+                    start_share: float | None = None) -> Calibration:
     """Find the quota at which `time_runs` (a few timed runs of the calibration workload, ms)
     is `target` times slower than unthrottled. Each step measures the slowdown against an
     unthrottled block taken just before it (`paired_slowdown`); the workload's time is taken as
     inversely proportional to the quota between steps (a secant step in log space once two
-    points are known); the best step is kept when none lands within `tolerance`."""
+    points are known); the best step is kept when none lands within `tolerance`.
+    `start_share`: the first quota as a share of ``threads x period`` (e.g. what the same
+    device's last calibration found), instead of ``1 / target``."""
     group.set_quota(None)
     first = statistics.median(time_runs())
     cal = Calibration(target, None, group.period_us, first, None, workload=workload)
@@ -83,7 +86,8 @@ def calibrate_quota(group: CpuGroup, time_runs: Callable[[], list[float]], targe
         return cal
     group.set_quota(None, period_for(first, target, threads))
     cal.period_us = group.period_us
-    quota = threads * group.period_us / target
+    share = start_share if start_share and 0 < start_share <= 1 else 1 / target
+    quota = threads * group.period_us * share
     ceiling = threads * group.period_us  # no throttle at all
     too_slow: tuple[float, float] | None = None  # (log quota, log achieved), achieved > target
     too_fast: tuple[float, float] | None = None  # achieved < target

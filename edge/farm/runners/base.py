@@ -34,6 +34,10 @@ class Runner(ABC):
     #: What the noise probe's repeats are, for the record ("worker processes", ...).
     noise_between: ClassVar[str] = ""
 
+    #: Can keep a model loaded and time it on request (`timing`): its cells are measured in
+    #: comparison groups, interleaved (`edge.farm.protocol.interleave`).
+    interleaves: ClassVar[bool] = False
+
     def __init__(self, *, gpu: bool = False):
         #: Runs on the GPU: never emulated (the host's GPU is not a phone's), no thread count.
         self.gpu = gpu
@@ -49,6 +53,12 @@ class Runner(ABC):
         `repeats` times, each in a fresh page or worker; (medians in ms, the artifact), or None
         where this runner cannot measure it here."""
         return None
+
+    def timing(self, bench, cell, artifact, where: Where, group):
+        """A context manager: `cell`'s model loaded and warmed up in a page or worker that runs
+        in `group` (a CpuGroup, or None for the root), yielding ``time_runs(n) -> [ms, ...]``.
+        Only for runners that `interleaves`."""
+        raise NotImplementedError(f"{type(self).__name__} does not time models on request")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(gpu={self.gpu})"

@@ -9,6 +9,7 @@ never launched, and never throttled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -336,6 +337,25 @@ class BrowserRunner(Runner):
     native = False
     noise_runtime = "tfjs-wasm"
     noise_between = "browser pages"
+    interleaves = True
+
+    @contextlib.contextmanager
+    def timing(self, bench, cell, artifact, where: Where, group):
+        session = where.session
+        session.place(group)
+        profile = bench.catalog["host"] if "host" in bench.catalog else None
+        cores = max(bench.host_cores, 2 * int(cell.threads or 1))
+        context, page, _ = open_page(session, where.server_url, profile, 1.0,
+                                     timeout_s=bench.protocol.timeout_s, cores=cores)
+        try:
+            page.evaluate("cfg => edgeHarness.prepare(cfg)",
+                          {**harness_config(bench, cell, artifact, profile), "returnOutputs": 0})
+            yield lambda n: page.evaluate("n => edgeHarness.timeRuns(n)", int(n))
+        finally:
+            with contextlib.suppress(Exception):  # the page or the browser may be gone
+                page.evaluate("() => edgeHarness.release()")
+            with contextlib.suppress(Exception):
+                context.close()
 
     def run(self, bench, cell, artifact, where: Where) -> dict:
         from playwright.sync_api import Error as PlaywrightError
@@ -385,7 +405,7 @@ class BrowserRunner(Runner):
             extra["load"] = meter.stop()
             memory = {**_browser_memory(result.get("memory") or {}), **cdp_metrics(cdp),
                       **sampler.summary()}
-            if emulated and not result.get("error"):
+            if emulated and not result.get("error") and bench.held is None:
                 _paired_in_page(bench, cell, page, cdp, group, options["factor"],
                                 harness_config(bench, cell, artifact, profile))
         except (PlaywrightTimeout, HarnessTimeout):
@@ -474,7 +494,7 @@ def harness_config(bench, cell, artifact, profile) -> dict:
         if out_io.get("dtype") in ("int8", "uint8") else None,
         "returnOutputs": bench.return_outputs(artifact),
         "loadTimeoutMs": bench.protocol.timeout_s * 1000,
-        "protocol": bench.protocol.to_js(),
+        "protocol": bench.cell_protocol.to_js(),
         # The cell's thread count: min(phone cores, host cores) (or 1 under the DevTools
         # fallback), the same on the host and the phones it is compared with.
         "wasmThreads": cell.threads,

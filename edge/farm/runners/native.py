@@ -4,6 +4,8 @@ environment's. On an emulated phone the worker runs in the device's cgroup, cali
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from edge.farm.cells import PROBE_MS, now, safe_fidelity, workload_name
@@ -16,6 +18,19 @@ class NativeRunner(Runner):
     native = True
     noise_runtime = "litert"
     noise_between = "worker processes"
+    interleaves = True
+
+    @contextlib.contextmanager
+    def timing(self, bench, cell, artifact, where: Where, group):
+        from edge.farm.runners.tflite_runner import TimingWorker
+
+        if where.session is not None:
+            where.session.place(None)  # the local browser's group is not the worker's
+        with TimingWorker(artifact.main_file, runtime=cell.runtime, threads=cell.threads or 1,
+                          cgroup_procs=group.procs_file if group is not None else None,
+                          protocol=bench.protocol.to_dict(),
+                          timeout_s=bench.protocol.timeout_s) as worker:
+            yield worker.time
 
     def run(self, bench, cell, artifact, where: Where) -> dict:
         from edge.farm.emulation.calibration import quota_setter
@@ -51,7 +66,7 @@ class NativeRunner(Runner):
         try:
             run = run_tflite_cell(
                 artifact.main_file, runtime=cell.runtime, threads=cell.threads or 1,
-                protocol=bench.protocol.to_dict(), images=bench.eval_images(artifact),
+                protocol=bench.cell_protocol.to_dict(), images=bench.eval_images(artifact),
                 mean=tuple(m["mean"]), std=tuple(m["std"]),
                 return_outputs=bench.return_outputs(artifact),
                 timeout_s=bench.protocol.timeout_s,
@@ -66,7 +81,7 @@ class NativeRunner(Runner):
         if run.status != "ok":
             return bench.record(cell, run.status, artifact, metrics=run.metrics,
                                 error=run.error, started=started, extra=extra)
-        if group is not None:
+        if group is not None and bench.held is None:
             quota = group.quota_us
             try:
                 with TimingWorker(artifact.main_file, runtime=cell.runtime,

@@ -22,6 +22,7 @@ from edge.farm.cells import Artifact, Bench, now, verify_artifact, workload_name
 from edge.farm.protocol.noise import NOISE_REPEATS, noise_spread
 from edge.farm.runners.base import Where
 from edge.farm.runners.table import noise_runners, runner_for
+from edge.farm.scheduling.interleaved import comparison_groups, measure_group
 from edge.farm.scheduling.matrix import Cell, Matrix
 
 
@@ -152,10 +153,7 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
     if not browser_cells and not emulated:
         where = Where()
         measure_noise(bench, cells, where)
-        for cell in cells:
-            artifact = checked(cell)
-            if artifact is not None:
-                finish(measure_cell(bench, cell, artifact, where))
+        _measure_all(bench, cells, where, checked, finish, catalog)
         return
     require_web_runtime()
     bench.data_dir.mkdir(parents=True, exist_ok=True)
@@ -173,12 +171,28 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
             bench.targets[name] = cal.factor
             if cal.warning and any(c.device == name for c in cells):
                 bench.console.print(f"[yellow]warning:[/] {escape(cal.warning)}")
-        for cell in cells:
-            artifact = checked(cell)
-            if artifact is None:
-                continue
-            finish(measure_cell(bench, cell, artifact, where))
-            time.sleep(0.05)
+        _measure_all(bench, cells, where, checked, finish, catalog)
+
+
+def _measure_all(bench: Bench, cells: list[Cell], where: Where, checked, finish,
+                 catalog: dict) -> None:
+    """Every cell, in order; a comparison group (`edge.farm.scheduling.interleaved`) where its
+    first cell comes."""
+    groups = comparison_groups(cells, catalog, bench.emulation)
+    group_of = {c: i for i, g in enumerate(groups) for c in g}
+    done: set[int] = set()
+    for cell in cells:
+        index = group_of.get(cell)
+        if index is not None:
+            if index not in done:
+                done.add(index)
+                measure_group(bench, groups[index], where, checked, finish, measure_cell)
+            continue
+        artifact = checked(cell)
+        if artifact is None:
+            continue
+        finish(measure_cell(bench, cell, artifact, where))
+        time.sleep(0.05)
 
 
 def summary_table(records: list[dict]) -> Table:

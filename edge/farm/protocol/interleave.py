@@ -1,0 +1,100 @@
+"""Interleaved sampling: the cells that a report compares, timed in turns.
+
+On a shared host a page's or a worker's speed drifts by tens of percent over seconds to
+minutes. Two cells measured one after the other then differ by the drift as much as by what
+they are, so identical models split into separate tie groups and an emulated phone's slowdown
+against the host is off by whatever the host did in between. Interleaving removes that: the
+cells of one comparison group (one model, runtime and thread count: its variants on the host
+and on every emulated phone) are timed in rounds, each round one short block per cell in a
+rotating order, so every cell samples the same stretch of time. An emulated phone's blocks run
+under its own CPU quota in the same page or worker as the host's blocks of the same variant.
+
+Each cell stops by `edge.stopping.sampling_done` (the median's 95 % interval within the target,
+or a cap); cells already done keep their turn until every cell is done, so no cell's samples
+come from a quieter or busier stretch than the others'. The first run of every block is
+discarded: it may straddle the quota change.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from edge.stopping import sampling_done
+
+#: Milliseconds of work per block (the first, discarded run not counted).
+BLOCK_MS = 200.0
+#: Runs per block: at least, at most.
+BLOCK_RUNS = (3, 30)
+#: Discarded runs at the start of every block.
+DISCARD = 1
+#: Every cell gets at least this many blocks, so its samples span the group's time.
+MIN_ROUNDS = 3
+
+
+@dataclass
+class Arm:
+    """One cell of a group: how to time `n` runs of its model (`time_runs`), and the CPU
+    quota its blocks run under (`quota_us`, `period_us`; None: unthrottled)."""
+
+    key: object
+    time_runs: Callable[[int], list[float]]
+    quota_us: int | None = None
+    period_us: int | None = None
+    samples: list[float] = field(default_factory=list)
+    blocks: int = 0
+    runs_per_block: int | None = None
+    stop_reason: str | None = None
+
+
+def block_runs(probe_ms: Sequence[float], block_ms: float = BLOCK_MS) -> int:
+    """Runs per block for a model whose runs take `probe_ms` (about `block_ms` of work)."""
+    lo, hi = BLOCK_RUNS
+    typical = max(0.05, float(statistics.median(probe_ms)))
+    return max(lo, min(hi, round(block_ms / typical)))
+
+
+def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None], None],
+               protocol: dict, *, max_rounds: int = 10_000,
+               on_round: Callable[[int], None] | None = None) -> int:
+    """Time every arm in rounds until each is done by `protocol`'s stopping rule (or
+    `max_rounds`); returns the number of rounds. `set_quota(None, None)` lifts the throttle,
+    and is where it is left."""
+    arms = list(arms)
+    if not arms:
+        return 0
+    rounds = 0
+    try:
+        while rounds < max_rounds:
+            start = rounds % len(arms)
+            for arm in arms[start:] + arms[:start]:
+                set_quota(arm.quota_us, arm.period_us)
+                if arm.runs_per_block is None:
+                    arm.runs_per_block = block_runs(arm.time_runs(DISCARD + 3)[DISCARD:])
+                got = arm.time_runs(DISCARD + arm.runs_per_block)[DISCARD:]
+                arm.samples.extend(float(s) for s in got)
+                arm.blocks += 1
+                if arm.stop_reason is None and rounds + 1 >= MIN_ROUNDS:
+                    done, reason = sampling_done(arm.samples, protocol)
+                    if done:
+                        arm.stop_reason = reason
+            rounds += 1
+            if on_round is not None:
+                on_round(rounds)
+            if all(a.stop_reason for a in arms):
+                break
+    finally:
+        set_quota(None, None)
+    for arm in arms:
+        arm.stop_reason = arm.stop_reason or "max_rounds"
+    return rounds
+
+
+def ratio(slow: Sequence[float], fast: Sequence[float]) -> float | None:
+    """Median over median (None without samples or with a zero median)."""
+    if not slow or not fast:
+        return None
+    den = statistics.median(fast)
+    return None if den <= 0 or not math.isfinite(den) else statistics.median(slow) / den

@@ -1,0 +1,203 @@
+"""Comparison groups: the cells a report compares (one model, runtime and thread count: its
+variants on the host and on every emulated phone), measured together so that the host's drift
+cannot pass for a difference between them.
+
+A group is measured in three steps:
+
+1. **Interleaved latency.** Each variant's model is loaded once, in one page (or worker) of its
+   own, and warmed up. Each emulated phone's CPU quota is calibrated on that very model in that
+   page, so the slowdown it achieves is the cell's own, not a proxy's. Then every cell is timed
+   in rounds of short blocks (`edge.farm.protocol.interleave`): host blocks unthrottled,
+   phone blocks under the phone's quota, all in the same stretch of time.
+2. **Each cell alone**, in a fresh page or worker (under its phone's quota): load time, first
+   run, warm-up, memory, outputs for fidelity, and a short look at its latency
+   (``metrics.latency_alone``) with `cold_protocol`.
+3. **Records.** ``metrics.latency`` is the interleaved one; ``metrics.interleaved`` says how it
+   was taken; an emulated cell's ``emulation.achieved_slowdown`` (and ``achieved_vs_host``) is
+   its p50 over the host cell's p50 of the same variant from the same rounds. Host records are
+   written first.
+
+A cell whose variant cannot be loaded for timing is still measured alone, and its record says
+why it was not interleaved. An interrupted group writes nothing; `--resume` measures it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from contextlib import ExitStack
+
+from rich.markup import escape
+
+from edge.farm.cells import Bench, workload_name
+from edge.farm.protocol.interleave import DISCARD, Arm, block_runs, interleave, ratio
+from edge.farm.runners.base import Where
+from edge.farm.runners.table import runner_for
+from edge.farm.scheduling.matrix import Cell
+
+#: A cell measured alone inside a group: warm-up and sampling capped (its latency comes from the
+#: interleaved blocks).
+COLD_WARMUP_S = 2.0
+COLD_SAMPLING_S = 1.0
+
+
+def cold_protocol(protocol):
+    """The protocol of a group's cell measured alone: the run's, with short caps."""
+    return dataclasses.replace(
+        protocol, max_warmup_seconds=min(protocol.max_warmup_seconds, COLD_WARMUP_S),
+        min_runs=min(protocol.min_runs, 3), min_seconds=min(protocol.min_seconds, 0.3),
+        max_seconds=min(protocol.max_seconds, COLD_SAMPLING_S))
+
+
+def comparison_groups(cells: list[Cell], catalog: dict, emulation) -> list[list[Cell]]:
+    """The run's comparison groups, in the order of their first cell: cells of one model,
+    runtime and thread count on the host or on a phone emulated by CPU bandwidth control, of a
+    runtime that can time a loaded model on request; only groups of two or more cells."""
+    groups: dict[tuple, list[Cell]] = {}
+    for c in cells:
+        runner = runner_for(c.runtime)
+        profile = catalog.get(c.device)
+        if not runner.interleaves or runner.gpu or profile is None or profile.endpoint:
+            continue
+        if not profile.is_host and not (profile.emulated and emulation.controller is not None
+                                        and emulation.all_threads):
+            continue
+        groups.setdefault((c.model, c.runtime, c.threads), []).append(c)
+    return [g for g in groups.values() if len(g) >= 2]
+
+
+def measure_group(bench: Bench, cells: list[Cell], where: Where, checked, finish,
+                  measure_cell) -> None:
+    """Measure one comparison group (see the module's docstring); `checked(cell)` gives the
+    verified artifact (or records the problem and gives None), `finish(rec)` reports a written
+    record, `measure_cell(bench, cell, artifact, where)` measures a cell alone."""
+    cells = sorted(cells, key=lambda c: (c.device != "host", c.device, c.variant))
+    members = [(c, a) for c in cells if (a := checked(c)) is not None]
+    if not members:
+        return
+    first = members[0][0]
+    label = f"{first.model} {first.runtime}" + (f" t{first.threads}" if first.threads else "")
+    bench.console.print(escape(f"  group {label}: {len(members)} cells interleaved"))
+    try:
+        timed = _interleaved(bench, members, where)
+    except Exception as exc:  # noqa: BLE001 - each cell is still measured alone
+        timed = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"}
+    bench.held, bench.cold_protocol = [], cold_protocol(bench.protocol)
+    try:
+        for cell, artifact in members:
+            arm = timed.get(cell)
+            if arm is not None and arm.get("calibration") is not None:
+                key = (cell.device, cell.runtime, cell.threads or 1)
+                bench.calibrations[key] = arm["calibration"]  # this cell's own quota
+            measure_cell(bench, cell, artifact, where)
+        held = bench.held
+    finally:
+        bench.held, bench.cold_protocol = None, None
+    for rec in held:
+        _merge(bench, rec, timed)
+        bench.write(rec)
+        finish(rec)
+
+
+def _interleaved(bench: Bench, members, where: Where) -> dict:
+    """Time the group's cells in rounds; {cell: {...}, "error": ...} per cell."""
+    from edge.farm.emulation.calibration import calibrate_quota
+
+    runner = runner_for(members[0][0].runtime)
+    group = bench.group("interleave", runner.kind)
+    out: dict = {}
+    variants: dict[str, list] = {}
+    for cell, artifact in members:
+        variants.setdefault(cell.variant, []).append((cell, artifact))
+    with ExitStack() as stack:
+        arms: list[Arm] = []
+        hosts: dict[str, Arm] = {}
+        shares: dict[str, float] = {}  # device -> its last quota share: the next one's start
+        for variant, pairs in variants.items():
+            cell, artifact = pairs[0]
+            try:
+                time_runs = stack.enter_context(runner.timing(bench, cell, artifact, where,
+                                                              group))
+            except Exception as exc:  # noqa: BLE001 - these cells are measured alone only
+                why = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+                for c, _ in pairs:
+                    out[c] = {"error": f"not interleaved: could not load for timing: {why}"}
+                continue
+            host = Arm(("host", variant), time_runs)
+            hosts[variant] = host
+            arms.append(host)
+            probe = None
+            for c, art in pairs:
+                if c.device == "host":
+                    out[c] = {"arm": host, "host": host}
+                    continue
+                if group is None:
+                    out[c] = {"error": "not interleaved: no CPU bandwidth control"}
+                    continue
+                if probe is None:
+                    group.set_quota(None)
+                    probe = block_runs(time_runs(DISCARD + 3)[DISCARD:])
+                target = bench.targets.get(c.device, 1.0)
+                runs = probe
+                cal = calibrate_quota(group, lambda t=time_runs, n=runs: t(n), target,
+                                      c.threads or 1,
+                                      workload=f"{workload_name(art)} (the cell's own model)",
+                                      start_share=shares.get(c.device))
+                if cal.quota_us:
+                    shares[c.device] = cal.quota_us / ((c.threads or 1) * cal.period_us)
+                bench.console.print(escape(
+                    f"    {c.device} {variant}: quota {cal.quota_us} us / {cal.period_us} us "
+                    f"-> x{cal.achieved:.2f} (target {target:.2f})"))
+                arm = Arm(c, time_runs, cal.quota_us, cal.period_us)
+                arms.append(arm)
+                out[c] = {"arm": arm, "host": host, "calibration": cal}
+
+        def set_quota(quota, period):
+            if group is not None:
+                group.set_quota(quota, period)
+
+        rounds = interleave(arms, set_quota, bench.protocol.to_dict())
+        out["rounds"] = rounds
+        out["cells"] = len(arms)
+    return out
+
+
+def _merge(bench: Bench, rec: dict, timed: dict) -> None:
+    """Put a held record's interleaved latency (and, on a phone, its slowdown) in place."""
+    from edge.farm.emulation.calibration import emulation_record
+    from edge.farm.protocol.protocol import summarize
+
+    cell = Cell(rec["model"], rec["variant"], rec["runtime"], rec["device"], rec.get("threads"))
+    entry = timed.get(cell) or {"error": timed.get("error", "not interleaved")}
+    metrics = rec.setdefault("metrics", {})
+    if rec["status"] != "ok":
+        return
+    if "arm" not in entry:
+        metrics["interleaved"] = {"error": entry.get("error")}
+        return
+    arm, host = entry["arm"], entry["host"]
+    alone = metrics.get("latency")
+    metrics["latency"] = summarize(arm.samples, steady=(alone or {}).get("steady"))
+    metrics["latency"]["warmup_runs"] = (alone or {}).get("warmup_runs")
+    if alone is not None:
+        metrics["latency_alone"] = alone
+    metrics["interleaved"] = {
+        "cells": timed.get("cells"), "rounds": timed.get("rounds"), "blocks": arm.blocks,
+        "runs_per_block": arm.runs_per_block, "discarded_per_block": DISCARD,
+        "stop_reason": arm.stop_reason, "quota_us": arm.quota_us, "period_us": arm.period_us,
+        "alone_protocol": cold_protocol(bench.protocol).to_dict()}
+    if cell.device == "host" or "emulation" not in rec:
+        return
+    achieved = ratio(arm.samples, host.samples)
+    old = rec["emulation"]
+    cal = entry.get("calibration")
+    note = old.get("note")
+    if note and note.startswith("no host cell"):
+        note = None
+    host_p50 = round(statistics.median(host.samples), 4) if host.samples else None
+    rec["emulation"] = emulation_record(
+        old.get("method"), old.get("target_slowdown") or 1.0, cell.threads or 1,
+        achieved=achieved, calibration=cal, note=note, vs_host=achieved,
+        paired={"ratio": None if achieved is None else round(achieved, 4),
+                "method": "interleaved", "host_p50_ms": host_p50,
+                "host_blocks": host.blocks, "blocks": arm.blocks})

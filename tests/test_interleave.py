@@ -1,0 +1,165 @@
+"""Interleaved comparison groups: the engine's rounds (against a simulated drifting host, the
+subject being the order of the blocks), and a real group of native cells on the host and an
+emulated phone (real worker processes, real CPU bandwidth control)."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from edge.farm.protocol.interleave import DISCARD, MIN_ROUNDS, Arm, block_runs, interleave
+
+PROTOCOL = {"min_runs": 10, "min_seconds": 0.0, "max_runs": 60, "max_seconds": 1e9,
+            "target_ci": 0.03}
+
+
+class DriftingHost:
+    """A host whose speed halves after `switch_ms` of simulated work: a model of `cost_ms`
+    per run takes twice as long after that. Simulated time advances with every run."""
+
+    def __init__(self, switch_ms: float):
+        self.clock = 0.0
+        self.switch_ms = switch_ms
+        self.quota: tuple | None = None
+        self.calls: list[tuple] = []
+
+    def runner(self, cost_ms: float, tag: str):
+        def time_runs(n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                factor = 2.0 if self.clock >= self.switch_ms else 1.0
+                if self.quota and self.quota[0]:
+                    factor *= 3.0  # a throttled block
+                ms = cost_ms * factor
+                self.clock += ms
+                out.append(ms)
+            self.calls.append((tag, n, self.quota))
+            return out
+        return time_runs
+
+    def set_quota(self, quota, period):
+        self.quota = (quota, period) if quota is not None else None
+
+
+def test_identical_cells_measured_in_turns_agree_despite_the_drift():
+    host = DriftingHost(switch_ms=3000)
+    a, b = Arm("a", host.runner(10.0, "a")), Arm("b", host.runner(10.0, "b"))
+    rounds = interleave([a, b], host.set_quota, {**PROTOCOL, "max_runs": 400,
+                                                 "target_ci": 0.0})
+    assert rounds >= MIN_ROUNDS
+    # both saw the slow half as much as the fast half: the medians agree
+    assert abs(statistics.median(a.samples) / statistics.median(b.samples) - 1) < 0.01
+    # measured one after the other, the same two cells would differ by the drift
+    seq = DriftingHost(switch_ms=3000)
+    first, second = seq.runner(10.0, "a")(300), seq.runner(10.0, "b")(300)
+    assert statistics.median(second) / statistics.median(first) == pytest.approx(2.0)
+
+
+def test_each_block_runs_under_its_cells_quota_and_the_throttle_is_lifted_at_the_end():
+    host = DriftingHost(switch_ms=1e12)
+    free = Arm("host", host.runner(5.0, "host"))
+    slow = Arm("phone", host.runner(5.0, "phone"), quota_us=2000, period_us=8000)
+    interleave([free, slow], host.set_quota, PROTOCOL)
+    assert host.quota is None
+    assert {q for tag, _, q in host.calls if tag == "host"} == {None}
+    assert {q for tag, _, q in host.calls if tag == "phone"} == {(2000, 8000)}
+    # the discarded first run of each block is not among the samples
+    assert len(slow.samples) == slow.blocks * slow.runs_per_block
+    assert statistics.median(slow.samples) == pytest.approx(15.0)
+    assert statistics.median(free.samples) == pytest.approx(5.0)
+    assert all(n == DISCARD + free.runs_per_block for tag, n, _ in host.calls[2:]
+               if tag == "host")
+
+
+def test_every_cell_keeps_its_turn_until_all_are_done():
+    host = DriftingHost(switch_ms=1e12)
+    quick = Arm("quick", host.runner(1.0, "quick"))
+    long = Arm("long", host.runner(50.0, "long"))
+    rounds = interleave([quick, long], host.set_quota, {**PROTOCOL, "max_runs": 40})
+    assert quick.blocks == long.blocks == rounds
+    assert quick.stop_reason and long.stop_reason
+
+
+def test_block_size_is_about_200_ms_of_work():
+    assert block_runs([20.0, 20.0, 21.0]) == 10
+    assert block_runs([1000.0]) == 3
+    assert block_runs([0.01]) == 30
+
+
+#: A MobileNetV2 large enough (milliseconds per run) for a CPU quota to slow every run: a
+#: sub-millisecond model fits inside one period's budget and runs unthrottled.
+GROUP_MODEL = {"size": 128, "alpha": 0.75, "classes": 6}
+
+
+@pytest.fixture(scope="module")
+def group_garden(tmp_path_factory):
+    from edge import workflow
+    from edge.convert.targets import garden_target
+    from edge.garden import REGISTRY
+
+    build_dir = tmp_path_factory.mktemp("group-build")
+    targets = [garden_target(REGISTRY["mobilenet_v2"].resolve(GROUP_MODEL),
+                             variants=("tflite-fp32", "tflite-fp16"))]
+    workflow.build(targets, build_dir, jobs=2)
+    return {"build_dir": build_dir, "targets": targets}
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_group_on_the_host_and_an_emulated_phone_is_measured_in_turns(group_garden, tmp_path):
+    """Two native variants on the host and on an emulated phone: one interleaved group; the
+    phone's slowdown is its p50 over the host cell's p50 from the same rounds, and it is a
+    slowdown."""
+    from rich.console import Console
+
+    from edge.convert.cache import Store
+    from edge.convert.pipeline import artifacts_for
+    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.emulation.methods import choose_emulation
+    from edge.farm.protocol.protocol import Protocol
+    from edge.farm.scheduling.matrix import Cell, Matrix
+    from edge.farm.scheduling.run import run_matrix
+    from edge.results.store import ResultStore
+
+    emulation = choose_emulation()
+    if emulation.controller is None:
+        pytest.skip(f"CPU bandwidth control not writable here: {emulation.reason}")
+    build_dir = group_garden["build_dir"]
+    slug = group_garden["targets"][0].slug
+    cells = [Cell(slug, v, "litert", d, 1) for v in ("tflite-fp32", "tflite-fp16")
+             for d in ("host", "moto_g4")]
+    store = Store(build_dir)
+    artifacts = artifacts_for(group_garden["targets"], store, {(c.model, c.variant)
+                                                              for c in cells})
+    results = ResultStore(tmp_path / "run")
+    protocol = Protocol(warmup=1, max_warmup_seconds=1.0, min_runs=10, min_seconds=0.2,
+                        max_seconds=1.5, timeout_s=60)
+    try:
+        run_matrix(Matrix(path=tmp_path / "m.toml", models=[], variants=[],
+                          build_dir=build_dir, fidelity_images=1),
+                   cells, artifacts, store, results, "group", protocol, load_catalog(),
+                   Console(quiet=True), emulation=emulation, noise_repeats=0)
+    finally:
+        emulation.close()
+    recs = {(r["variant"], r["device"]): r for r in results.records()}
+    assert len(recs) == 4
+    assert [r["device"] for r in results.records()][:2] == ["host", "host"]  # hosts first
+    rounds = {r["metrics"]["interleaved"]["rounds"] for r in recs.values()}
+    assert len(rounds) == 1 and rounds.pop() >= MIN_ROUNDS
+    for (variant, device), rec in recs.items():
+        assert rec["status"] == "ok", rec["error"]
+        assert rec["metrics"]["latency_alone"]["n"] >= 1
+        assert rec["metrics"]["fidelity"]["images"] == 1
+        if device == "host":
+            continue
+        emu = rec["emulation"]
+        host_p50 = recs[(variant, "host")]["metrics"]["latency"]["p50"]
+        p50 = rec["metrics"]["latency"]["p50"]
+        assert emu["achieved_vs_host"] == pytest.approx(p50 / host_p50, rel=1e-3)
+        assert emu["achieved_slowdown"] == emu["achieved_vs_host"]
+        assert emu["paired"]["method"] == "interleaved"
+        assert "own model" in emu["calibration_workload"]
+        assert emu["quota_us"] == rec["metrics"]["interleaved"]["quota_us"]
+        # physics: a phone emulated several times slower than the host is slower
+        assert emu["target_slowdown"] > 2 and emu["achieved_vs_host"] > 1.5, emu
