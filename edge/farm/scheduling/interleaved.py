@@ -199,5 +199,7 @@ def _merge(bench: Bench, rec: dict, timed: dict) -> None:
         old.get("method"), old.get("target_slowdown") or 1.0, cell.threads or 1,
         achieved=achieved, calibration=cal, note=note, vs_host=achieved,
         paired={"ratio": None if achieved is None else round(achieved, 4),
-                "method": "interleaved", "host_p50_ms": host_p50,
-                "host_blocks": host.blocks, "blocks": arm.blocks})
+                "method": "interleaved", "unthrottled_ms": host_p50,
+                "throttled_ms": round(statistics.median(arm.samples), 4),
+                "host_blocks": host.blocks, "blocks": arm.blocks,
+                "runs_per_block": arm.runs_per_block})
