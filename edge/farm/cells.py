@@ -105,7 +105,7 @@ class Bench:
 
     def __init__(self, matrix, artifacts: dict[tuple[str, str], Artifact], store: Store,
                  results, run_id: str, protocol, catalog: dict, host: dict, console,
-                 emulation=None, noise_repeats: int = 0):
+                 emulation=None, noise_repeats: int = 0, shard: str | None = None):
         from edge.farm.emulation.methods import Emulation
 
         self.matrix, self.artifacts, self.store = matrix, artifacts, store
@@ -122,6 +122,7 @@ class Bench:
         self.noise: dict[str, dict] = {}  # "browser" | "native" -> the run's between-run spread
         self.noise_repeats = noise_repeats  # fresh pages/workers of the noise probe (< 2: none)
         self._host_p50: dict[str, float] | None = None  # host cell id -> p50, read lazily
+        self.shard = shard  # "i/n" of a sharded run (`edge bench --shard`), else None
 
     # -- records ----------------------------------------------------------------------------
 
@@ -132,7 +133,8 @@ class Bench:
         profile = self.catalog.get(cell.device)
         emulated = bool(profile and profile.emulated and not profile.is_host)
         extra = {"started": started, "finished": now(), "emulated": emulated,
-                 "device_label": profile.label if profile else cell.device, **(extra or {})}
+                 "device_label": profile.label if profile else cell.device,
+                 "provenance": self.provenance(cell), **(extra or {})}
         if status in ("failed", "unsupported"):
             # `unsupported` only where a known issue's error signature matches: one place.
             status, issue = failure_status(cell, error)
@@ -158,6 +160,14 @@ class Bench:
         self.results.append(rec)
         self._remember_host(rec)
         return rec
+
+    def provenance(self, cell) -> dict:
+        """Where the cell was measured: this machine, the profile's endpoint (or "local") and
+        the run's shard (`edge.results.store.provenance`)."""
+        from edge.results.store import provenance
+
+        profile = self.catalog.get(cell.device)
+        return provenance(getattr(profile, "endpoint", None), self.shard)
 
     def emulation_field(self, cell, metrics, status: str) -> dict:
         """The record's ``emulation``: method, target, what the calibration workload achieved,
