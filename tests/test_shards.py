@@ -177,8 +177,26 @@ def test_merge_combines_runs_and_keeps_provenance(tmp_path):
     assert [m["run_id"] for m in meta["merged_from"]] == ["a", "b"]
     assert [m["shard"] for m in meta["merged_from"]] == ["1/2", "2/2"]
     assert "host" not in meta  # two machines: each record says which
+    assert meta["preset"] == "default" and meta["tiny"] is True  # common to both runs
     assert json.loads((tmp_path / "ab" / "checks.json").read_text())["checks"]
     assert merged.notes == []
+
+
+def test_settings_the_runs_disagree_on_are_listed_per_run(tmp_path):
+    _write_run(tmp_path, "a", [("host", 1)])
+    store = _write_run(tmp_path, "b", [("host", 2)])
+    store.write_meta({**store.read_meta(), "preset": "smoke"})
+    meta = merge_runs(tmp_path, ["a", "b"], into="ab").meta
+    assert "preset" not in meta and meta["tiny"] is True
+    assert [m["preset"] for m in meta["merged_from"]] == ["default", "smoke"]
+
+
+def test_a_merge_in_progress_is_not_a_run(tmp_path):
+    from edge.results.store import list_runs
+
+    _write_run(tmp_path, "a", [("host", 1)])
+    _write_run(tmp_path, ".merge-x.tmp", [("host", 1)])
+    assert list_runs(tmp_path) == ["a"]
 
 
 def test_merge_notes_a_missing_shard(tmp_path):
@@ -271,7 +289,9 @@ def test_a_run_split_and_merged_reports_and_picks_like_the_original(capsys, tmp_
 
     code, out = run(capsys, "report", "--run", "merged", "--reports-dir", str(reports))
     assert code == 0, out
-    assert (reports / "merged" / "index.html").is_file()
+    page = (reports / "merged" / "index.html").read_text()
+    assert "Merged from" in page and "<code>shard1</code> shard 1/2" in page
+    assert "<code>shard2</code> shard 2/2" in page and "Machines" in page
     picks = []
     for run_id in (RESULTS_RUN, "merged"):
         code, out = run(capsys, "pick", "--run", run_id, "--reports-dir", str(reports),

@@ -41,6 +41,9 @@ from edge.results.store import (
 )
 
 CHECKS_NAME = "checks.json"
+#: Settings of run.json that the merged run.json has when every run agrees; each run's own
+#: value is listed in ``merged_from``.
+PER_RUN = ("matrix", "preset", "tiny", "matrix_cells", "emulation")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -115,10 +118,10 @@ def _merged_meta(run_id: str, metas: Sequence[tuple[str, Mapping]],
         raise MergeError("the runs were measured under different protocols, so their figures "
                          "do not compare: " + "; ".join(differing))
     meta: dict[str, Any] = {"run_id": run_id, "protocol": protocol, "shard": None}
-    for key in ("matrix", "preset", "tiny", "matrix_cells", "emulation"):
+    for key in PER_RUN:  # the runs' common value; where they differ, each run's is listed
         same, value = _common(metas, key)
-        if value is not None:
-            meta[key] = value if same else "mixed"
+        if same and value is not None:
+            meta[key] = value
     meta["models"] = _union(metas, "models")
     meta["variants"] = _union(metas, "variants")
     meta["cells"] = sum(int(m.get("cells", counts[run])) for run, m in metas)
@@ -128,7 +131,8 @@ def _merged_meta(run_id: str, metas: Sequence[tuple[str, Mapping]],
     meta["merged_from"] = [
         {"run_id": run, "shard": m.get("shard"), "cells": m.get("cells"),
          "records": counts[run], "created": m.get("created"),
-         "hostname": (m.get("host") or {}).get("hostname")}
+         "hostname": (m.get("host") or {}).get("hostname"),
+         **{key: m[key] for key in PER_RUN if key in m}}
         for run, m in metas]
     return meta
 

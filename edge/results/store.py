@@ -488,9 +488,10 @@ def list_runs(reports_dir: Path | str) -> list[str]:
     root = Path(reports_dir)
     if not root.is_dir():
         return []
-    # `reports/latest` is a symlink to a run, not a run of its own
+    # `reports/latest` is a symlink to a run, not a run of its own; a hidden directory is work
+    # in progress (`edge merge` writes its run there before renaming it into place)
     return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and not p.is_symlink()
+                  if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
                   and ((p / RESULTS_NAME).is_file() or (p / META_NAME).is_file()))
 
 
