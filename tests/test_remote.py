@@ -233,7 +233,7 @@ def test_the_remote_browsers_cannot_reach_the_local_server(playwright_server, cd
 @pytest.mark.browser
 @pytest.mark.slow
 def test_remote_endpoints_measure_a_threaded_wasm_cell_through_the_connection(
-        tiny_tfjs, playwright_server, cdp_chromium, tmp_path):
+        tiny_tfjs, playwright_server, cdp_chromium, tmp_path, capsys):
     from rich.console import Console
 
     from edge.convert.cache import Store
@@ -275,3 +275,18 @@ def test_remote_endpoints_measure_a_threaded_wasm_cell_through_the_connection(
         assert rec["metrics"]["fidelity"]["status"] == "pass"
         assert rec["provenance"]["endpoint"] == endpoints[device]
         assert rec["provenance"]["shard"] is None
+
+    # the report shows them as real devices, and the picker can target them
+    from edge.cli import main
+    from edge.report.html import write_report
+
+    page = write_report(tmp_path, "run").read_text()
+    assert "remote_pw" in page and "remote_cdp" in page and ">real<" in page
+    for device, endpoint in endpoints.items():
+        assert endpoint in page  # the report's provenance names the endpoints
+        with pytest.raises(SystemExit) as exc:
+            main(["pick", "--run", "run", "--reports-dir", str(tmp_path), "--device", device,
+                  "--json"])
+        out = capsys.readouterr().out
+        assert exc.value.code == 0, out
+        assert json.loads(out)["best"]["device"] == device
