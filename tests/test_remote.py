@@ -290,3 +290,18 @@ def test_remote_endpoints_measure_a_threaded_wasm_cell_through_the_connection(
         out = capsys.readouterr().out
         assert exc.value.code == 0, out
         assert json.loads(out)["best"]["device"] == device
+
+
+def test_an_unreachable_endpoint_fails_without_showing_its_credentials():
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()  # nothing listens there
+    secret = "s3cret-token"
+    with sync_playwright() as pw:
+        for endpoint in (f"ws://user:{secret}@127.0.0.1:{port}/pw?token={secret}",
+                         f"http://user:{secret}@127.0.0.1:{port}/?token={secret}"):
+            with pytest.raises(PlaywrightError) as exc:
+                connect(pw, endpoint)
+            assert secret not in str(exc.value) and "user" not in str(exc.value)
+            assert "ECONNREFUSED" in str(exc.value) and f"127.0.0.1:{port}" in str(exc.value)

@@ -74,9 +74,43 @@ CONNECT: dict[str, Callable] = {
 
 
 def connect(playwright, endpoint: str):
-    """The browser at `endpoint`, by its scheme."""
+    """The browser at `endpoint`, by its scheme. A failure is a Playwright error whose message
+    never holds the endpoint's user name, password or query string (where a cloud farm's
+    credentials travel): only `public_endpoint`'s form of it."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    from edge.results.store import public_endpoint
+
     scheme = endpoint.split("://", 1)[0].lower()
     if scheme not in CONNECT:
-        raise ValueError(f"unknown endpoint scheme {scheme!r} in {endpoint!r}; known: "
-                         f"{', '.join(CONNECT)}")
-    return CONNECT[scheme](playwright, endpoint)
+        raise ValueError(f"unknown endpoint scheme {scheme!r} in {public_endpoint(endpoint)!r}; "
+                         f"known: {', '.join(CONNECT)}")
+    try:
+        return CONNECT[scheme](playwright, endpoint)
+    except PlaywrightError as exc:
+        if public_endpoint(endpoint) == endpoint:
+            raise
+        raise PlaywrightError(redact(str(exc), endpoint)) from None
+
+
+def redact(message: str, endpoint: str) -> str:
+    """`message` without the endpoint's user name, password, query string or fragment, in any
+    of the forms a driver's log writes them (the whole URL, ``user:password@``, ``?query``)."""
+    from urllib.parse import urlsplit
+
+    from edge.results.store import public_endpoint
+
+    message = message.replace(endpoint, public_endpoint(endpoint))
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError:
+        return message
+    secrets = []
+    if "@" in parts.netloc:
+        secrets.append(parts.netloc.rsplit("@", 1)[0] + "@")
+    secrets += [f"?{parts.query}", f"#{parts.fragment}", parts.query, parts.fragment,
+                parts.password or "", parts.username or ""]
+    for secret in secrets:
+        if len(secret) >= 4:  # shorter ones would clobber ordinary text
+            message = message.replace(secret, "")
+    return message
