@@ -220,19 +220,29 @@ def validate(force, allow_fail, **opts):
               help="Measure only shard I of N (counted from 1) of the matrix's cells, into a "
               "run of its own; the same matrix gives the same N shards on every machine. "
               "Combine the shards' runs with `edge merge`.")
-def bench(matrix, preset, resume, tiny, shard):
+@click.option("--catalog", type=click.Path(path_type=Path), metavar="FILE",
+              help="Device catalog (default: edge/data/catalog.toml): e.g. one that adds real "
+              "browsers elsewhere (profiles with an `endpoint`). A resumed run uses its own.")
+def bench(matrix, preset, resume, tiny, shard, catalog):
     """Measure built variants on device profiles: browsers (TF.js, tfjs-tflite) and TFLite.
 
     Writes one JSON Lines record per cell to reports/<run-id>/results.jsonl. Run `edge build`
     (or `nox -s device_matrix`) first. Emulated phone figures are estimates.
     """
     _quiet_tensorflow()
-    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.emulation.devices import DEFAULT_CATALOG, load_catalog
     from edge.farm.scheduling.matrix import load_matrix
     from edge.workflow import measure
 
-    measure(load_matrix(matrix, device_names=list(load_catalog())), preset=preset, tiny=tiny,
-            resume=resume, shard=shard)
+    if catalog is not None and not catalog.is_file():
+        raise EdgeError(f"--catalog {catalog}: file not found")
+    if resume and catalog is not None:
+        raise EdgeError(f"--catalog {catalog}: a resumed run uses the catalog it recorded; "
+                        "resume it without --catalog")
+    # a resumed run's devices are checked against the catalog it recorded, by `measure`
+    devices = None if resume else list(load_catalog(catalog or DEFAULT_CATALOG))
+    measure(load_matrix(matrix, device_names=devices), preset=preset, tiny=tiny,
+            resume=resume, shard=shard, catalog=str(catalog.resolve()) if catalog else None)
 
 
 @cli.command()

@@ -227,6 +227,7 @@ class RunSettings:
     protocol: object  # edge.farm.protocol.protocol.Protocol
     recorded: bool  # read from an existing run.json
     shard: str | None = None  # "i/n" of a sharded run (`edge bench --shard`)
+    catalog: str | None = None  # the device catalog file (None: the shipped one)
 
     def targets(self) -> list[Target]:
         return garden_targets(self.models, tiny=self.tiny, variants=self.variants)
@@ -260,11 +261,12 @@ def _scope(matrix, preset: str, tiny: bool) -> tuple[list[str], list[str]]:
 
 def run_settings(matrix, *, preset: str = "default", tiny: bool = False,
                  run_id: str | None = None, resume: str | None = None,
-                 shard: str | None = None) -> RunSettings:
+                 shard: str | None = None, catalog: str | None = None) -> RunSettings:
     """A new run's settings from the arguments, or a resumed run's from its run.json (the
     arguments' preset and tiny flag are then ignored). `shard` is ``"i/n"`` (`--shard`); a
-    resumed run keeps the shard it recorded. Raises when `resume` names no run, or when the
-    shard given differs from the resumed run's."""
+    resumed run keeps the shard it recorded. `catalog` is the device catalog file (`--catalog`;
+    a resumed run keeps its own). Raises when `resume` names no run, or when the shard given
+    differs from the resumed run's."""
     from edge.farm.protocol.protocol import Protocol
     from edge.farm.scheduling.shards import parse_shard
     from edge.results.store import ResultStore, new_run_id
@@ -281,7 +283,8 @@ def run_settings(matrix, *, preset: str = "default", tiny: bool = False,
     if not meta:
         models, variants = _scope(matrix, preset, tiny)
         return RunSettings(resume or run_id or new_run_id(), preset, tiny, models, variants,
-                           _protocol(matrix, preset), recorded=False, shard=shard)
+                           _protocol(matrix, preset), recorded=False, shard=shard,
+                           catalog=str(catalog) if catalog else None)
     recorded_shard = meta.get("shard")
     if shard is not None and shard != recorded_shard:
         raise EdgeError(f"--shard {shard}: run {resume} was recorded as "
@@ -294,16 +297,17 @@ def run_settings(matrix, *, preset: str = "default", tiny: bool = False,
     else:  # recorded before run.json named its models: the matrix's, scoped by the preset
         models, variants = _scope(matrix, preset, tiny)
     return RunSettings(resume, preset, tiny, models, variants, protocol, recorded=True,
-                       shard=recorded_shard)
+                       shard=recorded_shard, catalog=meta.get("catalog"))
 
 
 def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str | None = None,
             resume: str | None = None, console: Console | None = None,
-            settings: RunSettings | None = None, shard: str | None = None) -> Path:
+            settings: RunSettings | None = None, shard: str | None = None,
+            catalog: str | None = None) -> Path:
     """Measure the run's cells into reports/<run-id>/results.jsonl (a resumed run: only the
     missing ones; a sharded run: only its shard's, `edge.farm.scheduling.shards`), print the
     summary table and the self-checks; returns the run dir."""
-    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.emulation.devices import DEFAULT_CATALOG, load_catalog
     from edge.farm.emulation.methods import choose_emulation
     from edge.farm.scheduling.run import run_matrix, summary_table
     from edge.farm.scheduling.shards import parse_shard, shard_cells
@@ -312,14 +316,18 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
 
     console = console or make_console()
     settings = settings or run_settings(matrix, preset=preset, tiny=tiny, run_id=run_id,
-                                        resume=resume, shard=shard)
-    catalog = load_catalog()
+                                        resume=resume, shard=shard, catalog=catalog)
+    catalog = load_catalog(settings.catalog or DEFAULT_CATALOG)
     run_dir = matrix.reports_dir / settings.run_id
     scoped = dataclasses.replace(matrix, models=settings.models, variants=settings.variants)
     targets = settings.targets()
     every_cell = scoped.cells(settings.preset, [t.slug for t in targets])
     shard = parse_shard(settings.shard) if settings.shard else None
     cells = shard_cells(every_cell, shard, catalog)
+    unknown = sorted({c.device for c in every_cell} - set(catalog))
+    if unknown:
+        raise EdgeError(f"{matrix.path}: device(s) {', '.join(unknown)} not in the catalog "
+                        f"{settings.catalog or DEFAULT_CATALOG}; known: {', '.join(catalog)}")
     store = Store(matrix.build_dir)
     artifacts = pipeline.artifacts_for(targets, store, {(c.model, c.variant) for c in cells})
     results = ResultStore(run_dir)
@@ -330,6 +338,7 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
                             "preset": settings.preset, "tiny": settings.tiny,
                             "models": settings.models, "variants": settings.variants,
                             "cells": len(cells), "shard": settings.shard,
+                            "catalog": settings.catalog,
                             "matrix_cells": len(every_cell),
                             "protocol": settings.protocol.to_dict(),
                             "host": host_metadata(),
@@ -372,7 +381,7 @@ def report(run_dir: Path, console: Console | None = None) -> Path:
 def device_matrix(argv: list[str] | None = None) -> None:
     """Build and validate every model × variant of the run, measure its cells, write the
     report. Exits 2 on a user's mistake, 1 when a conversion fails."""
-    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.emulation.devices import DEFAULT_CATALOG, load_catalog
     from edge.farm.scheduling.matrix import PRESETS, load_matrix
 
     parser = argparse.ArgumentParser(prog="nox -s device_matrix --")
@@ -386,15 +395,21 @@ def device_matrix(argv: list[str] | None = None) -> None:
     parser.add_argument("--shard", metavar="I/N",
                         help="measure shard I of N of the matrix's cells (merge the shards' "
                         "runs with `edge merge`)")
+    parser.add_argument("--catalog", type=Path, metavar="FILE",
+                        help="device catalog (default: edge/data/catalog.toml)")
     parser.add_argument("-j", "--jobs", type=int)
     parser.add_argument("--no-measure", action="store_true", help="build and validate only")
     args = parser.parse_args(argv or [])
     console = make_console()
     started = time.perf_counter()
     try:
-        matrix = load_matrix(args.matrix, device_names=list(load_catalog()))
+        if args.catalog is not None and not args.catalog.is_file():
+            raise EdgeError(f"--catalog {args.catalog}: file not found")
+        devices = None if args.resume else list(load_catalog(args.catalog or DEFAULT_CATALOG))
+        matrix = load_matrix(args.matrix, device_names=devices)
         settings = run_settings(matrix, preset=args.preset, tiny=args.tiny, resume=args.resume,
-                                shard=args.shard)
+                                shard=args.shard,
+                                catalog=args.catalog.resolve() if args.catalog else None)
         targets = settings.targets()
     except EdgeError as exc:
         console.print("[red]error:[/] " + escape(str(exc)))

@@ -6,7 +6,6 @@ model delivered through the Playwright connection. Everything talks to 127.0.0.1
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -200,14 +199,6 @@ def cdp_chromium(browser_path, tmp_path_factory):
         _stop(proc)
 
 
-def _profiles(catalog, endpoints: dict[str, str]) -> dict:
-    base = catalog["pixel_7"]
-    return {**catalog, **{name: dataclasses.replace(
-        base, name=name, label=f"Real browser ({name})", descriptor=None,
-        cpu_slowdown=None, emulated=False, endpoint=endpoint)
-        for name, endpoint in endpoints.items()}}
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_remote_browsers_cannot_reach_the_local_server(playwright_server, cdp_chromium,
@@ -230,35 +221,65 @@ def test_the_remote_browsers_cannot_reach_the_local_server(playwright_server, cd
         assert server.requests == []  # not one request arrived
 
 
+MATRIX = """
+[build]
+models = ["mobilenet_v2"]
+variants = ["tfjs-fp32"]
+build_dir = "{build_dir}"
+
+[bench]
+devices = ["remote_pw", "remote_cdp"]
+protocol = {{warmup = 1, min_runs = 5, min_seconds = 0.1, max_runs = 20, timeout_s = 90}}
+reports_dir = "{reports}"
+fidelity_images = 1
+
+[[bench.cells]]
+runtimes = ["tfjs-wasm"]
+threads = [2]
+"""
+
+PROFILE = """
+[profiles.{name}]
+label = "Real browser ({name})"
+tier = "mid"
+cores = 8
+network = "none"
+memory_class = 8
+endpoint = "{endpoint}"
+"""
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 def test_remote_endpoints_measure_a_threaded_wasm_cell_through_the_connection(
         tiny_tfjs, playwright_server, cdp_chromium, tmp_path, capsys):
-    from rich.console import Console
+    """`edge bench --catalog` with two real browsers that cannot reach this machine: each
+    measures the tiny MobileNetV2 on TF.js's threaded WASM backend with 2 threads."""
+    from edge.cli import main
+    from edge.farm.emulation.devices import DEFAULT_CATALOG
+    from edge.results.store import ResultStore, list_runs
 
-    from edge.convert.cache import Store
-    from edge.convert.pipeline import artifacts_for
-    from edge.farm.emulation.devices import load_catalog
-    from edge.farm.protocol.protocol import Protocol
-    from edge.farm.scheduling.matrix import Cell, Matrix
-    from edge.farm.scheduling.run import run_matrix
-    from edge.results.store import ResultStore
-
-    build_dir, targets = tiny_tfjs
+    build_dir, _ = tiny_tfjs
     endpoints = {"remote_pw": playwright_server, "remote_cdp": cdp_chromium}
-    catalog = _profiles(load_catalog(), endpoints)
-    slug = targets[0].slug
-    cells = [Cell(slug, "tfjs-fp32", "tfjs-wasm", device, 2) for device in endpoints]
-    store = Store(build_dir)
-    artifacts = artifacts_for(targets, store, {(slug, "tfjs-fp32")})
-    matrix = Matrix(path=tmp_path / "matrix.toml", models=[], variants=[], build_dir=build_dir,
-                    fidelity_images=1)
-    results = ResultStore(tmp_path / "run")
-    protocol = Protocol(warmup=1, max_warmup=5, min_runs=5, min_seconds=0.1, max_runs=20,
-                        timeout_s=90)
-    run_matrix(matrix, cells, artifacts, store, results, "remote-run", protocol, catalog,
-               Console(quiet=True), noise_repeats=0)
-    records = {r["device"]: r for r in results.records()}
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(DEFAULT_CATALOG.read_text(encoding="utf-8") + "".join(
+        PROFILE.format(name=name, endpoint=endpoint) for name, endpoint in endpoints.items()))
+    reports = tmp_path / "reports"
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MATRIX.format(build_dir=build_dir, reports=reports))
+
+    def edge(*argv):
+        with pytest.raises(SystemExit) as exc:
+            main(list(argv))
+        out = capsys.readouterr()
+        return exc.value.code, out.out + out.err
+
+    code, out = edge("bench", "--matrix", str(matrix), "--tiny", "--catalog", str(catalog))
+    assert code == 0, out
+    (run,) = list_runs(reports)
+    store = ResultStore(reports / run)
+    assert store.read_meta()["catalog"] == str(catalog.resolve())
+    records = {r["device"]: r for r in store.records()}
     assert set(records) == set(endpoints)
     for device, rec in records.items():
         assert rec["status"] == "ok", (rec["error"], rec.get("remote"))
@@ -277,18 +298,15 @@ def test_remote_endpoints_measure_a_threaded_wasm_cell_through_the_connection(
         assert rec["provenance"]["shard"] is None
 
     # the report shows them as real devices, and the picker can target them
-    from edge.cli import main
-    from edge.report.html import write_report
-
-    page = write_report(tmp_path, "run").read_text()
+    code, out = edge("report", "--run", run, "--reports-dir", str(reports))
+    assert code == 0, out
+    page = (reports / run / "index.html").read_text()
     assert "remote_pw" in page and "remote_cdp" in page and ">real<" in page
     for device, endpoint in endpoints.items():
         assert endpoint in page  # the report's provenance names the endpoints
-        with pytest.raises(SystemExit) as exc:
-            main(["pick", "--run", "run", "--reports-dir", str(tmp_path), "--device", device,
-                  "--json"])
-        out = capsys.readouterr().out
-        assert exc.value.code == 0, out
+        code, out = edge("pick", "--run", run, "--reports-dir", str(reports), "--device",
+                         device, "--json")
+        assert code == 0, out
         assert json.loads(out)["best"]["device"] == device
 
 
@@ -305,3 +323,32 @@ def test_an_unreachable_endpoint_fails_without_showing_its_credentials():
                 connect(pw, endpoint)
             assert secret not in str(exc.value) and "user" not in str(exc.value)
             assert "ECONNREFUSED" in str(exc.value) and f"127.0.0.1:{port}" in str(exc.value)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--catalog", "no/such.toml"], "--catalog no/such.toml: file not found"),
+    (["--catalog", "{catalog}", "--resume", "20261129-102929-9e7c"],
+     "a resumed run uses the catalog it recorded"),
+])
+def test_bench_catalog_mistakes_exit_2(capsys, tmp_path, argv, message):
+    from edge.cli import main
+    from edge.farm.emulation.devices import DEFAULT_CATALOG
+
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(DEFAULT_CATALOG.read_text(encoding="utf-8"))
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *(a.format(catalog=catalog) for a in argv)])
+    out = capsys.readouterr()
+    assert exc.value.code == 2 and message in out.err, out
+
+
+def test_a_matrix_device_missing_from_the_catalog_is_an_error(tmp_path):
+    from edge.errors import EdgeError
+    from edge.farm.emulation.devices import DEFAULT_CATALOG
+    from edge.farm.scheduling.matrix import load_matrix
+    from edge.workflow import measure
+
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MATRIX.format(build_dir=tmp_path / "build", reports=tmp_path / "r"))
+    with pytest.raises(EdgeError, match="remote_pw, remote_cdp|remote_cdp, remote_pw"):
+        measure(load_matrix(matrix), tiny=True, catalog=str(DEFAULT_CATALOG))
