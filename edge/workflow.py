@@ -5,10 +5,11 @@ and the tests call these functions; nothing else chains the steps. `edge.convert
 and runs the conversions, `edge.validate` checks fidelity, `edge.farm` measures and
 `edge.report` writes the report.
 
-A run's settings (preset, tiny models, the models and variants it covers, the protocol) are
-fixed once, by `run_settings`: from the arguments for a new run, from the run's `run.json` for a
-resumed one. The build and the measurement both take them from there, so resuming a run builds
-and measures what the run started with, whatever the command line says.
+A run's settings (preset, tiny models, the models and variants it covers, the protocol, its
+shard of the matrix and its device catalog) are fixed once, by `run_settings`: from the
+arguments for a new run, from the run's `run.json` for a resumed one. The build and the
+measurement both take them from there, so resuming a run builds and measures what the run
+started with, whatever the command line says.
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ class Bench:
         extra = {"started": started, "finished": now(), "emulated": emulated,
                  "device_label": profile.label if profile else cell.device,
                  "provenance": self.provenance(cell), **(extra or {})}
-        if profile is not None and profile.endpoint:
+        if getattr(profile, "endpoint", None):
             extra.setdefault("real", True)  # a real browser elsewhere, never emulated
         if status in ("failed", "unsupported"):
             # `unsupported` only where a known issue's error signature matches: one place.
