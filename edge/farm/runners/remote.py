@@ -11,7 +11,7 @@ this machine; a browser behind a dead proxy still measures.
 
 TF.js's threaded WASM backend starts its pthread workers from a Blob of its own script, not from
 a URL, and the compiled module travels to them by `postMessage`: nothing a worker loads needs the
-network, so routing, which does not see every worker's requests, covers the threaded path.
+network, so routing (known to miss some workers' script loads) covers the threaded path.
 
 `remote_fields` are what a remote record adds: that it is `real`, and what the page reported
 (user agent, browser version, backend, threads, cross-origin isolation).
