@@ -132,7 +132,8 @@ def device_matrix(session: nox.Session) -> None:
     """The main job: build, validate and measure the default matrix (./device_matrix.toml if
     there is one, else the one shipped in edge/data).
 
-    Arguments after `--` go to the job: --preset smoke|full, --resume RUN_ID, --tiny, -j N."""
+    Arguments after `--` go to the job: --preset smoke|full, --resume RUN_ID, --tiny, -j N,
+    --shard I/N."""
     python = _shared_env(session)
     _browser(session)
     _web_runtime(session)

@@ -1,4 +1,5 @@
-"""The `edge` command line: garden, build, validate, bench, report, pick, devices, doctor.
+"""The `edge` command line: garden, build, validate, bench, merge, report, pick, devices,
+doctor.
 
 Heavy imports (TensorFlow) happen inside the commands that need them, so `edge --help` is fast.
 A user's mistake prints one line naming the file, model, parameter or flag, and exits with 2;
@@ -46,6 +47,17 @@ def _variants(ctx, param, value):
         raise click.BadParameter(
             f"unknown variant(s) {', '.join(unknown)}; valid: {', '.join(VARIANTS)}")
     return names
+
+
+def _shard(ctx, param, value):
+    if value is None:
+        return None
+    from edge.farm.scheduling.shards import parse_shard
+
+    try:
+        return str(parse_shard(value, flag="--shard"))
+    except EdgeError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--shard "), param=param) from None
 
 
 def model_options(fn):
@@ -204,19 +216,60 @@ def validate(force, allow_fail, **opts):
               help="Finish the missing cells of an interrupted run (no duplicates), with the "
               "settings it recorded (preset, tiny, models).")
 @click.option("--tiny", is_flag=True, help="Tiny model configurations (as built with --tiny).")
-def bench(matrix, preset, resume, tiny):
+@click.option("--shard", callback=_shard, metavar="I/N",
+              help="Measure only shard I of N (counted from 1) of the matrix's cells, into a "
+              "run of its own; the same matrix gives the same N shards on every machine. "
+              "Combine the shards' runs with `edge merge`.")
+@click.option("--catalog", type=click.Path(path_type=Path), metavar="FILE",
+              help="Device catalog (default: edge/data/catalog.toml): e.g. one that adds real "
+              "browsers elsewhere (profiles with an `endpoint`). A resumed run uses its own.")
+def bench(matrix, preset, resume, tiny, shard, catalog):
     """Measure built variants on device profiles: browsers (TF.js, tfjs-tflite) and TFLite.
 
     Writes one JSON Lines record per cell to reports/<run-id>/results.jsonl. Run `edge build`
     (or `nox -s device_matrix`) first. Emulated phone figures are estimates.
     """
     _quiet_tensorflow()
-    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.emulation.devices import DEFAULT_CATALOG, load_catalog
     from edge.farm.scheduling.matrix import load_matrix
     from edge.workflow import measure
 
-    measure(load_matrix(matrix, device_names=list(load_catalog())), preset=preset, tiny=tiny,
-            resume=resume)
+    if catalog is not None and not catalog.is_file():
+        raise EdgeError(f"--catalog {catalog}: file not found")
+    if resume and catalog is not None:
+        raise EdgeError(f"--catalog {catalog}: a resumed run uses the catalog it recorded; "
+                        "resume it without --catalog")
+    # a resumed run's devices are checked against the catalog it recorded, by `measure`
+    devices = None if resume else list(load_catalog(catalog or DEFAULT_CATALOG))
+    measure(load_matrix(matrix, device_names=devices), preset=preset, tiny=tiny,
+            resume=resume, shard=shard, catalog=str(catalog.resolve()) if catalog else None)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN_ID...")
+@click.option("--into", "into", metavar="NEW_ID",
+              help="Id of the merged run (default: a new id); it must not exist yet.")
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True, help="Where the runs are, and where the merged run is written.")
+def merge(runs, into, reports_dir):
+    """Combine runs (e.g. the shards of `edge bench --shard`) into one run.
+
+    The merged run is a run directory like any other: `edge report --run NEW_ID` and
+    `edge pick --run NEW_ID` read it. Refuses a cell measured in two of the runs and an
+    artifact (model and variant) whose sha256 differs between runs; each record keeps its
+    provenance (machine, endpoint, shard) and the id of the run that measured it.
+    """
+    from edge.results.checks import format_checks
+    from edge.results.merge import merge_runs
+    from edge.workflow import make_console
+
+    merged = merge_runs(reports_dir, list(runs), into=into)
+    console = make_console()
+    console.print(format_checks(merged.checks))
+    for note in merged.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"merged {len(merged.records)} records from {len(runs)} runs "
+                  f"({', '.join(runs)}) -> {merged.run_dir}")
 
 
 def _run_id(reports_dir: Path, run: str | None) -> str:

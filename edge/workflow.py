@@ -5,17 +5,17 @@ and the tests call these functions; nothing else chains the steps. `edge.convert
 and runs the conversions, `edge.validate` checks fidelity, `edge.farm` measures and
 `edge.report` writes the report.
 
-A run's settings (preset, tiny models, the models and variants it covers, the protocol) are
-fixed once, by `run_settings`: from the arguments for a new run, from the run's `run.json` for a
-resumed one. The build and the measurement both take them from there, so resuming a run builds
-and measures what the run started with, whatever the command line says.
+A run's settings (preset, tiny models, the models and variants it covers, the protocol, its
+shard of the matrix and its device catalog) are fixed once, by `run_settings`: from the
+arguments for a new run, from the run's `run.json` for a resumed one. The build and the
+measurement both take them from there, so resuming a run builds and measures what the run
+started with, whatever the command line says.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -227,6 +227,8 @@ class RunSettings:
     variants: list[str]
     protocol: object  # edge.farm.protocol.protocol.Protocol
     recorded: bool  # read from an existing run.json
+    shard: str | None = None  # "i/n" of a sharded run (`edge bench --shard`)
+    catalog: str | None = None  # the device catalog file (None: the shipped one)
 
     def targets(self) -> list[Target]:
         return garden_targets(self.models, tiny=self.tiny, variants=self.variants)
@@ -259,11 +261,19 @@ def _scope(matrix, preset: str, tiny: bool) -> tuple[list[str], list[str]]:
 
 
 def run_settings(matrix, *, preset: str = "default", tiny: bool = False,
-                 run_id: str | None = None, resume: str | None = None) -> RunSettings:
+                 run_id: str | None = None, resume: str | None = None,
+                 shard: str | None = None, catalog: str | None = None) -> RunSettings:
     """A new run's settings from the arguments, or a resumed run's from its run.json (the
-    arguments' preset and tiny flag are then ignored). Raises when `resume` names no run."""
+    arguments' preset and tiny flag are then ignored). `shard` is ``"i/n"`` (`--shard`); a
+    resumed run keeps the shard it recorded. `catalog` is the device catalog file (`--catalog`;
+    a resumed run keeps its own). Raises when `resume` names no run, or when the shard given
+    differs from the resumed run's."""
     from edge.farm.protocol.protocol import Protocol
+    from edge.farm.scheduling.shards import parse_shard
     from edge.results.store import ResultStore, new_run_id
+
+    if shard is not None:
+        shard = str(parse_shard(shard))
 
     meta = None
     if resume:
@@ -274,35 +284,51 @@ def run_settings(matrix, *, preset: str = "default", tiny: bool = False,
     if not meta:
         models, variants = _scope(matrix, preset, tiny)
         return RunSettings(resume or run_id or new_run_id(), preset, tiny, models, variants,
-                           _protocol(matrix, preset), recorded=False)
+                           _protocol(matrix, preset), recorded=False, shard=shard,
+                           catalog=str(catalog) if catalog else None)
+    recorded_shard = meta.get("shard")
+    if shard is not None and shard != recorded_shard:
+        raise EdgeError(f"--shard {shard}: run {resume} was recorded as "
+                        + (f"shard {recorded_shard}" if recorded_shard else "an unsharded run")
+                        + "; resume it without --shard (it keeps its own)")
     preset, tiny = meta.get("preset", preset), bool(meta.get("tiny", tiny))
     protocol = Protocol.from_dict(meta["protocol"], source=f"{run_dir}/run.json")
     if "models" in meta:
         models, variants = list(meta["models"]), list(meta.get("variants", matrix.variants))
     else:  # recorded before run.json named its models: the matrix's, scoped by the preset
         models, variants = _scope(matrix, preset, tiny)
-    return RunSettings(resume, preset, tiny, models, variants, protocol, recorded=True)
+    return RunSettings(resume, preset, tiny, models, variants, protocol, recorded=True,
+                       shard=recorded_shard, catalog=meta.get("catalog"))
 
 
 def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str | None = None,
             resume: str | None = None, console: Console | None = None,
-            settings: RunSettings | None = None) -> Path:
+            settings: RunSettings | None = None, shard: str | None = None,
+            catalog: str | None = None) -> Path:
     """Measure the run's cells into reports/<run-id>/results.jsonl (a resumed run: only the
-    missing ones), print the summary table and the self-checks; returns the run dir."""
-    from edge.farm.emulation.devices import load_catalog
+    missing ones; a sharded run: only its shard's, `edge.farm.scheduling.shards`), print the
+    summary table and the self-checks; returns the run dir."""
+    from edge.farm.emulation.devices import DEFAULT_CATALOG, load_catalog
     from edge.farm.emulation.methods import choose_emulation
     from edge.farm.scheduling.run import run_matrix, summary_table
+    from edge.farm.scheduling.shards import parse_shard, shard_cells
     from edge.results.checks import checks_json, format_checks, self_checks
     from edge.results.store import ResultStore, host_metadata
 
     console = console or make_console()
     settings = settings or run_settings(matrix, preset=preset, tiny=tiny, run_id=run_id,
-                                        resume=resume)
-    catalog = load_catalog()
+                                        resume=resume, shard=shard, catalog=catalog)
+    catalog = load_catalog(settings.catalog or DEFAULT_CATALOG)
     run_dir = matrix.reports_dir / settings.run_id
     scoped = dataclasses.replace(matrix, models=settings.models, variants=settings.variants)
     targets = settings.targets()
-    cells = scoped.cells(settings.preset, [t.slug for t in targets])
+    every_cell = scoped.cells(settings.preset, [t.slug for t in targets])
+    shard = parse_shard(settings.shard) if settings.shard else None
+    cells = shard_cells(every_cell, shard, catalog)
+    unknown = sorted({c.device for c in every_cell} - set(catalog))
+    if unknown:
+        raise EdgeError(f"{matrix.path}: device(s) {', '.join(unknown)} not in the catalog "
+                        f"{settings.catalog or DEFAULT_CATALOG}; known: {', '.join(catalog)}")
     store = Store(matrix.build_dir)
     artifacts = pipeline.artifacts_for(targets, store, {(c.model, c.variant) for c in cells})
     results = ResultStore(run_dir)
@@ -312,22 +338,26 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
         results.write_meta({"run_id": settings.run_id, "matrix": str(matrix.path),
                             "preset": settings.preset, "tiny": settings.tiny,
                             "models": settings.models, "variants": settings.variants,
-                            "cells": len(cells), "protocol": settings.protocol.to_dict(),
+                            "cells": len(cells), "shard": settings.shard,
+                            "catalog": settings.catalog,
+                            "matrix_cells": len(every_cell),
+                            "protocol": settings.protocol.to_dict(),
                             "host": host_metadata(),
                             "emulation": {"method": method.method, "reason": method.reason}})
-    console.print(f"run {settings.run_id}: {len(cells)} cells, {len(results.done_cells())} "
-                  f"already measured -> {run_dir}")
+    console.print(f"run {settings.run_id}: {len(cells)} cells"
+                  + (f" (shard {shard} of the matrix's {len(every_cell)})" if shard else "")
+                  + f", {len(results.done_cells())} already measured -> {run_dir}")
     emulation = choose_emulation()
     try:
         run_matrix(scoped, cells, artifacts, store, results, settings.run_id, settings.protocol,
-                   catalog, console, emulation=emulation)
+                   catalog, console, emulation=emulation, shard=settings.shard)
     finally:
         emulation.close()
     records = results.records()
     console.print(summary_table(records))
     checks = self_checks(records)
     console.print(format_checks(checks))
-    (run_dir / "checks.json").write_text(json.dumps(checks_json(checks), indent=1) + "\n")
+    (run_dir / "checks.json").write_text(checks_json(checks), encoding="utf-8")
     counts: dict[str, int] = {}
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -352,7 +382,7 @@ def report(run_dir: Path, console: Console | None = None) -> Path:
 def device_matrix(argv: list[str] | None = None) -> None:
     """Build and validate every model × variant of the run, measure its cells, write the
     report. Exits 2 on a user's mistake, 1 when a conversion fails."""
-    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.emulation.devices import DEFAULT_CATALOG, load_catalog
     from edge.farm.scheduling.matrix import PRESETS, load_matrix
 
     parser = argparse.ArgumentParser(prog="nox -s device_matrix --")
@@ -363,14 +393,24 @@ def device_matrix(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", metavar="RUN_ID",
                         help="finish the missing cells of a run, with the settings it recorded")
     parser.add_argument("--tiny", action="store_true", help="tiny model configurations")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="measure shard I of N of the matrix's cells (merge the shards' "
+                        "runs with `edge merge`)")
+    parser.add_argument("--catalog", type=Path, metavar="FILE",
+                        help="device catalog (default: edge/data/catalog.toml)")
     parser.add_argument("-j", "--jobs", type=int)
     parser.add_argument("--no-measure", action="store_true", help="build and validate only")
     args = parser.parse_args(argv or [])
     console = make_console()
     started = time.perf_counter()
     try:
-        matrix = load_matrix(args.matrix, device_names=list(load_catalog()))
-        settings = run_settings(matrix, preset=args.preset, tiny=args.tiny, resume=args.resume)
+        if args.catalog is not None and not args.catalog.is_file():
+            raise EdgeError(f"--catalog {args.catalog}: file not found")
+        devices = None if args.resume else list(load_catalog(args.catalog or DEFAULT_CATALOG))
+        matrix = load_matrix(args.matrix, device_names=devices)
+        settings = run_settings(matrix, preset=args.preset, tiny=args.tiny, resume=args.resume,
+                                shard=args.shard,
+                                catalog=args.catalog.resolve() if args.catalog else None)
         targets = settings.targets()
     except EdgeError as exc:
         console.print("[red]error:[/] " + escape(str(exc)))

@@ -105,7 +105,7 @@ class Bench:
 
     def __init__(self, matrix, artifacts: dict[tuple[str, str], Artifact], store: Store,
                  results, run_id: str, protocol, catalog: dict, host: dict, console,
-                 emulation=None, noise_repeats: int = 0):
+                 emulation=None, noise_repeats: int = 0, shard: str | None = None):
         from edge.farm.emulation.methods import Emulation
 
         self.matrix, self.artifacts, self.store = matrix, artifacts, store
@@ -129,6 +129,7 @@ class Bench:
         #: Protocol of a held cell's own page or worker (its load, first run, warm-up, outputs);
         #: its latency comes from the group's interleaved blocks.
         self.cold_protocol = None
+        self.shard = shard  # "i/n" of a sharded run (`edge bench --shard`), else None
 
     # -- records ----------------------------------------------------------------------------
 
@@ -139,7 +140,10 @@ class Bench:
         profile = self.catalog.get(cell.device)
         emulated = bool(profile and profile.emulated and not profile.is_host)
         extra = {"started": started, "finished": now(), "emulated": emulated,
-                 "device_label": profile.label if profile else cell.device, **(extra or {})}
+                 "device_label": profile.label if profile else cell.device,
+                 "provenance": self.provenance(cell), **(extra or {})}
+        if getattr(profile, "endpoint", None):
+            extra.setdefault("real", True)  # a real browser elsewhere, never emulated
         if status in ("failed", "unsupported"):
             # `unsupported` only where a known issue's error signature matches: one place.
             status, issue = failure_status(cell, error)
@@ -178,6 +182,14 @@ class Bench:
         """The protocol of the cell being measured in its own page or worker."""
         return self.cold_protocol if self.held is not None and self.cold_protocol else \
             self.protocol
+
+    def provenance(self, cell) -> dict:
+        """Where the cell was measured: this machine, the profile's endpoint (or "local") and
+        the run's shard (`edge.results.store.provenance`)."""
+        from edge.results.store import provenance
+
+        profile = self.catalog.get(cell.device)
+        return provenance(getattr(profile, "endpoint", None), self.shard)
 
     def emulation_field(self, cell, metrics, status: str) -> dict:
         """The record's ``emulation``: method, target, what the calibration workload achieved,

@@ -575,6 +575,7 @@ def _provenance(run_id: str, run_dir: Path, meta: Mapping[str, Any],
         ("Matrix", esc(meta.get("matrix", DASH))),
         ("Cells", f"{len(records)} recorded" + (f" \u00b7 run.json lists {esc(meta['cells'])}"
                                                  if "cells" in meta else "")),
+        *_sources(meta, records),
     ]
     host_items = [
         ("CPU", esc(host.get("cpu_model", DASH))),
@@ -647,6 +648,35 @@ the runs).</p>
 <div class="scroll">{device_table}</div>
 <p class="muted">Data: {data_links}</p>
 </section>"""
+
+
+def _sources(meta: Mapping[str, Any], records: list[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Provenance rows of a sharded or merged run: its shard, the runs it was merged from, and
+    the machines and endpoints its records say they were measured on."""
+    items = []
+    if meta.get("shard"):
+        items.append(("Shard", esc(meta["shard"])))
+    merged = meta.get("merged_from")
+    if isinstance(merged, list) and merged:
+        items.append(("Merged from", "<br>".join(
+            f"<code>{esc(m.get('run_id'))}</code>"
+            + (f" shard {esc(m['shard'])}" if m.get("shard") else "")
+            + (f' <span class="muted">({esc(m["hostname"])})</span>' if m.get("hostname")
+               else "")
+            for m in merged if isinstance(m, Mapping))))
+    machines: Counter = Counter()
+    endpoints: Counter = Counter()
+    for r in records:
+        prov = r.get("provenance")
+        if isinstance(prov, Mapping):
+            machine = prov.get("machine") if isinstance(prov.get("machine"), Mapping) else {}
+            machines[str(machine.get("hostname") or DASH)] += 1
+            endpoints[str(prov.get("endpoint") or DASH)] += 1
+    if len(machines) > 1 or merged:
+        items.append(("Machines", _counter_text(machines)))
+    if len(endpoints) > 1 or any(e != "local" for e in endpoints):
+        items.append(("Endpoints", _counter_text(endpoints)))
+    return items
 
 
 def _emulation_cells(emu: Mapping[str, Any] | None, emulated: bool) -> tuple[str, str]:

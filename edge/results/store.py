@@ -146,6 +146,35 @@ def host_metadata() -> dict[str, Any]:
     }
 
 
+def public_endpoint(endpoint: str | None) -> str:
+    """What a record says about where a cell ran: ``"local"`` for this machine's own browser or
+    worker, else the endpoint URL without user name, password, query or fragment (a cloud
+    farm's credentials and capabilities travel there and never reach a record)."""
+    if not endpoint:
+        return "local"
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(endpoint)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "remote"
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = host + (f":{port}" if port else "")
+    return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else "remote"
+
+
+def provenance(endpoint: str | None = None, shard: str | None = None) -> dict[str, Any]:
+    """A record's ``provenance``: the machine that measured it (host name and platform), the
+    endpoint it ran on (`public_endpoint`) and the shard of the run (``"i/n"``, None when the
+    run was not sharded). `edge merge` keeps it, so a merged run says where each cell came
+    from."""
+    return {"machine": {"hostname": socket.gethostname(), "platform": platform.platform()},
+            "endpoint": public_endpoint(endpoint), "shard": shard}
+
+
 # -- records --------------------------------------------------------------------------------
 
 def make_record(*, cell: Mapping[str, Any], status: str, run_id: str,
@@ -459,9 +488,10 @@ def list_runs(reports_dir: Path | str) -> list[str]:
     root = Path(reports_dir)
     if not root.is_dir():
         return []
-    # `reports/latest` is a symlink to a run, not a run of its own
+    # `reports/latest` is a symlink to a run, not a run of its own; a hidden directory is work
+    # in progress (`edge merge` writes its run there before renaming it into place)
     return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and not p.is_symlink()
+                  if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
                   and ((p / RESULTS_NAME).is_file() or (p / META_NAME).is_file()))
 
 

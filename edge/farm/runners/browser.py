@@ -29,6 +29,7 @@ from edge.farm.cells import (
 )
 from edge.farm.runners.base import Runner, Where
 from edge.farm.runners.endpoints import connect
+from edge.farm.runners.remote import prepare_remote_page, remote_fields
 from edge.variants import GPU_NOT_EMULATED
 
 SYSTEM_BROWSERS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome",
@@ -228,6 +229,8 @@ def open_page(session: BrowserSession, server_url: str, profile=None, factor: fl
         if local and cores:
             cdp.send("Emulation.setHardwareConcurrencyOverride",
                      {"hardwareConcurrency": int(cores)})
+        if endpoint:  # a remote browser gets the harness through the connection
+            prepare_remote_page(context, page, cdp, server_url, cores)
         page.goto(f"{server_url}/harness/index.html")
         page.wait_for_function(
             "() => document.title === 'ready' || document.title.startsWith('error')")
@@ -425,6 +428,7 @@ class BrowserRunner(Runner):
                 except Exception:  # noqa: BLE001 - the page or browser may be gone
                     pass
         facts = result.get("facts") or {}
+        extra.update(remote_fields(session, profile, page, facts, cell.runtime))
         metrics = {"load_ms": result.get("loadMs"),
                    "first_inference_ms": result.get("firstInferenceMs"),
                    "warmup_ms": result.get("warmupMs"), "memory": memory,
@@ -518,6 +522,9 @@ def harness_config(bench, cell, artifact, profile) -> dict:
 def _page_options(bench, cell, profile) -> dict:
     """How open_page emulates the profile for this cell: DevTools CPU rate (fallback only),
     the hardwareConcurrency override (TF.js WASM uses min(threads, cores / 2) threads)."""
+    if getattr(profile, "endpoint", None):  # a real device: its own cores, unless the cell
+        # asks for more threads than TF.js would use on them (`remote.match_threads`)
+        return {"factor": 1.0, "cores": 2 * int(cell.threads) if cell.threads else None}
     emulated = profile.emulated and not profile.is_host
     rate = 1.0
     if emulated and not bench.emulation.all_threads:

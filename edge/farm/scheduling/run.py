@@ -57,8 +57,9 @@ def measure_cell(bench: Bench, cell: Cell, artifact: Artifact, where: Where) -> 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store, results,
                run_id: str, protocol, catalog: dict, console, emulation=None,
-               noise_repeats: int = NOISE_REPEATS) -> dict:
-    """Measure every cell not yet in `results`; returns counts by status.
+               noise_repeats: int = NOISE_REPEATS, shard: str | None = None) -> dict:
+    """Measure every cell not yet in `results`; returns counts by status. `shard` ("i/n") is
+    recorded in each record's provenance (the cells are the shard's already).
 
     Host cells run first (the emulated cells' achieved slowdown is their p50 against the host's
     same cell), then each device's native and browser cells. Each cell records the competing
@@ -70,7 +71,7 @@ def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store,
     own_emulation = emulation is None
     emulation = emulation or choose_emulation()
     bench = Bench(matrix, artifacts, store, results, run_id, protocol, catalog, host, console,
-                  emulation=emulation, noise_repeats=noise_repeats)
+                  emulation=emulation, noise_repeats=noise_repeats, shard=shard)
     cells = resolve_threads(cells, catalog, emulation)
     done = results.done_cells()
     pending = [c for c in cells if cell_id(**c.as_dict()) not in done]
