@@ -63,8 +63,8 @@ def parse_shard(text: str, flag: str = "--shard") -> Shard:
 
 
 def shard_key(cell, remote: Iterable[str] = ()) -> str:
-    """The group a cell is dealt with (see the module docstring): ``model|variant|runtime``,
-    plus ``|device`` when the device is a remote one."""
+    """The group a cell is dealt with (see the module docstring): ``model|runtime`` on this
+    machine's CPU, ``model|variant|runtime|device`` on a remote device."""
     if cell.device in set(remote):
         return f"{cell.model}|{cell.variant}|{cell.runtime}|{cell.device}"
     return f"{cell.model}|{cell.runtime}"
