@@ -69,6 +69,7 @@ RUNTIMES: dict[str, str] = {
     "litert": "tflite",
     "tflite-runtime": "tflite",
     "tflite-web": "tflite",
+    "litertjs-wasm": "tflite",
     "tfjs-wasm": "tfjs",
     "tfjs-webgl": "tfjs",
     "tfjs-webgpu": "tfjs",

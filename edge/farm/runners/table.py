@@ -15,6 +15,7 @@ RUNNERS: dict[str, Runner] = {
     "tfjs-webgl": BrowserRunner(gpu=True),
     "tfjs-webgpu": BrowserRunner(gpu=True),
     "tflite-web": BrowserRunner(),
+    "litertjs-wasm": BrowserRunner(),
 }
 
 #: Runtimes whose cells run in a native worker process.
