@@ -95,6 +95,7 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
             try:
                 facts = page.evaluate("() => window.edgeHarness.facts()")
                 backends = page.evaluate(BACKENDS_JS)
+                litert = page.evaluate("() => window.edgeHarness.litertCheck()")
             finally:
                 context.close()
         for name, ok in backends.items():
@@ -102,6 +103,7 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
                    "webgl": "needs a GPU or SwiftShader"}.get(name, "")
             rows.append((f"backend {name}", bool(ok), "initialises" if ok else "unavailable",
                          fix))
+        rows.append(litert_row(litert))
         renderer = (facts.get("webgl") or {}).get("renderer") or "?"
         rows.append(("GPU renderer", True, str(renderer),
                      "SwiftShader means software rendering: WebGL/WebGPU figures are not a "
@@ -111,3 +113,16 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
     except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
         rows.append(("harness page", False, str(exc).splitlines()[0], "see the error"))
     return rows
+
+
+def litert_row(check: dict) -> tuple[str, bool, str, str]:
+    """The doctor's row for LiteRT.js (runtime litertjs-wasm): whether it initialised in the
+    harness page, its version, WASM build and thread pool."""
+    from edge.farm.runners.web_runtime import INSTALL_COMMAND
+
+    if check.get("error") or not check.get("loaded"):
+        return ("LiteRT.js (litertjs-wasm)", False, str(check.get("error") or "did not load"),
+                f"reinstall the pinned web runtime: {INSTALL_COMMAND}")
+    return ("LiteRT.js (litertjs-wasm)", True,
+            f"initialises: @litertjs/core {check.get('version')}, {check.get('build')} WASM "
+            f"build, {check.get('threadsUsed')} threads in its pool", "")

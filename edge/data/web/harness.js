@@ -1,7 +1,7 @@
 // Measures one model variant in one backend; driven by Playwright through window.edgeHarness.
 //
 // window.edgeHarness = { ready, run(config), benchmarkIndex(ms), facts(), prepare(config),
-//   timeRuns(n), release() }; the title becomes
+//   timeRuns(n), release(), litertCheck() }; the title becomes
 // 'ready' once the runtimes are loaded.
 //
 // config: { runtime: 'tfjs-wasm' | 'tfjs-webgl' | 'tfjs-webgpu' | 'tflite-web' | 'litertjs-wasm',
@@ -774,7 +774,13 @@
     tflite.setWasmPath(TFLITE_DIR);
   })();
 
-  window.edgeHarness = { ready, run, benchmarkIndex, facts, prepare, timeRuns, release };
+  // Whether LiteRT.js initialises in this page (loads its WASM build): its facts, error or null.
+  async function litertCheck(runtime = 'litertjs-wasm') {
+    const error = await selectLiteRt({ runtime });
+    return { ...litertFacts(), error };
+  }
+
+  window.edgeHarness = { ready, run, benchmarkIndex, facts, prepare, timeRuns, release, litertCheck };
   ready.then(
     () => { document.title = 'ready'; },
     (err) => { document.title = `error: ${describe(err)}`; },
