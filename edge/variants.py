@@ -67,6 +67,7 @@ BUILDABLE_VARIANTS: tuple[str, ...] = tuple(v.name for v in _ALL if v.quantizati
 #: Runtime -> the artifact format it executes.
 RUNTIMES: dict[str, str] = {
     "litert": "tflite",
+    "litert-compiled": "tflite",
     "tflite-runtime": "tflite",
     "tflite-web": "tflite",
     "litertjs-wasm": "tflite",

@@ -10,6 +10,7 @@ from edge.farm.runners.native import NativeRunner
 
 RUNNERS: dict[str, Runner] = {
     "litert": NativeRunner(),
+    "litert-compiled": NativeRunner(),
     "tflite-runtime": NativeRunner(),
     "tfjs-wasm": BrowserRunner(),
     "tfjs-webgl": BrowserRunner(gpu=True),
