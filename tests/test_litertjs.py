@@ -72,10 +72,10 @@ def test_litertjs_records_its_build_threads_and_simd(measured):
     assert facts["wasm"]["simd"] is True
 
 
-def test_litertjs_loads_with_the_network_cut_off(mobilenet, tmp_path):
-    """Every request the page makes is to the loopback server: anything else is aborted and
-    listed, and LiteRT.js still loads, compiles and runs the model."""
-    from urllib.parse import urlparse
+def _page_run(mobilenet, variant, tmp_path, images=None, guard=None):
+    """One harness run of `variant` in LiteRT.js WASM on a fresh page (`guard`: a Playwright
+    route handler for every request); returns the harness's result."""
+    import numpy as np
 
     from edge.farm.runners.browser import BrowserSession, resolve_browser, run_harness
     from edge.farm.runners.server import LoopbackServer
@@ -83,10 +83,46 @@ def test_litertjs_loads_with_the_network_cut_off(mobilenet, tmp_path):
 
     store = Store(mobilenet["build_dir"])
     (artifact,) = [a for (_, v), a in artifacts_for(mobilenet["targets"], store).items()
-                   if v == "tflite-fp32"]
+                   if v == variant]
     m = artifact.manifest
+    io = m["io"]["inputs"][0]
+    out = m["io"]["outputs"][0]
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
     roots = {"harness": harness_dir(), "node_modules": node_modules(),
-             "artifacts": store.root}
+             "artifacts": store.root, "data": data}
+    config = {"runtime": "litertjs-wasm",
+              "modelUrl": f"/artifacts/artifacts/{artifact.dir.name}/{m['files'][0]['path']}",
+              "input": {"shape": m["model"]["input_shape"], "dtype": io["dtype"],
+                        "mean": m["model"]["mean"], "std": m["model"]["std"],
+                        "scale": io["scale"], "zeroPoint": io["zero_point"]},
+              "output": {"scale": out["scale"], "zeroPoint": out["zero_point"]}
+              if out["dtype"] in ("int8", "uint8") else None,
+              "returnOutputs": 1, "wasmThreads": 1,
+              "protocol": {"warmup": 1, "max_warmup": 3, "min_runs": 3, "max_runs": 5,
+                           "min_seconds": 0}}
+    if images is not None:
+        (data / "images.bin").write_bytes(np.ascontiguousarray(images, np.uint8).tobytes())
+        config["imagesUrl"] = "/data/images.bin"
+        config["returnOutputs"] = len(images)
+    with LoopbackServer(roots) as server, BrowserSession(resolve_browser()) as session:
+        context = session.browser().new_context()
+        try:
+            if guard is not None:
+                context.route("**/*", guard)
+            page = context.new_page()
+            page.goto(f"{server.url}/harness/index.html")
+            page.wait_for_function("() => document.title === 'ready'")
+            return run_harness(page, config, 90), artifact
+        finally:
+            context.close()
+
+
+def test_litertjs_loads_with_the_network_cut_off(mobilenet, tmp_path):
+    """Every request the page makes is to the loopback server: anything else is aborted and
+    listed, and LiteRT.js still loads, compiles and runs the model."""
+    from urllib.parse import urlparse
+
     blocked, served = [], []
 
     def guard(route):
@@ -98,27 +134,34 @@ def test_litertjs_loads_with_the_network_cut_off(mobilenet, tmp_path):
             blocked.append(url)
             route.abort()
 
-    with LoopbackServer(roots) as server, BrowserSession(resolve_browser()) as session:
-        context = session.browser().new_context()
-        try:
-            context.route("**/*", guard)
-            page = context.new_page()
-            page.goto(f"{server.url}/harness/index.html")
-            page.wait_for_function("() => document.title === 'ready'")
-            config = {"runtime": "litertjs-wasm",
-                      "modelUrl": f"/artifacts/artifacts/{artifact.dir.name}/"
-                                  f"{m['files'][0]['path']}",
-                      "input": {"shape": m["model"]["input_shape"], "dtype": "float32",
-                                "mean": m["model"]["mean"], "std": m["model"]["std"]},
-                      "returnOutputs": 1, "wasmThreads": 1,
-                      "protocol": {"warmup": 1, "max_warmup": 3, "min_runs": 3,
-                                   "max_runs": 5, "min_seconds": 0}}
-            result = run_harness(page, config, 90)
-        finally:
-            context.close()
+    result, _ = _page_run(mobilenet, "tflite-fp32", tmp_path, guard=guard)
     assert result["error"] is None
     assert len(result["samplesMs"]) >= 3 and result["outputs"]
     assert blocked == []
     assert any("/node_modules/@litertjs/core/wasm/" in u and u.endswith(".wasm")
                for u in served), served
 
+
+@pytest.mark.parametrize("variant", ["tflite-int8-full", "tflite-int8-full-uint8io",
+                                     "tflite-int8-dynamic"])
+def test_litertjs_outputs_agree_with_litert_natively(mobilenet, tmp_path, variant):
+    """The page's (dequantized) outputs are the native Interpreter's on the same images: the
+    int8-I/O model's bindings path included, input quantization and all."""
+    import base64
+
+    import numpy as np
+
+    from edge.garden.base import Preprocessing
+    from edge.validate.run import run_tflite
+
+    rng = np.random.default_rng(7)
+    target = mobilenet["targets"][0]
+    images = rng.integers(0, 256, (3, *target.input_size, 3), dtype=np.uint8)
+    result, artifact = _page_run(mobilenet, variant, tmp_path, images=images)
+    assert result["error"] is None, result["error"]
+    got = np.stack([np.frombuffer(base64.b64decode(o["b64"]), np.float32).reshape(o["shape"])
+                    for o in result["outputs"]])[:, 0]
+    inputs = Preprocessing(tuple(target.mean), tuple(target.std)).apply(images)
+    want = run_tflite(artifact.main_file, inputs, threads=1)
+    scale = artifact.manifest["io"]["outputs"][0]["scale"] or 0.0
+    np.testing.assert_allclose(got, want, atol=max(1e-4, 1.01 * scale), rtol=1e-3)
