@@ -29,6 +29,9 @@ def test_every_runtime_of_the_vocabulary_has_exactly_one_runner():
     assert all(isinstance(r, BrowserRunner) for n, r in RUNNERS.items() if n not in
                NATIVE_RUNTIMES)
     assert set(NATIVE_RUNTIMES) == set(WORKER_RUNTIMES)  # the worker knows each one
+    from edge.report import table as report_table  # the report's copy (it never imports farm)
+
+    assert report_table.NATIVE_RUNTIMES == NATIVE_RUNTIMES
     assert Cell("m", "tflite-fp32", "litert", "host").native
     assert not Cell("m", "tflite-fp32", "tflite-web", "host").native
     with pytest.raises(ValueError, match="no runner for runtime 'tfjs-cpu'"):
