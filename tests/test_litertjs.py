@@ -69,7 +69,7 @@ def test_litertjs_records_its_build_threads_and_simd(measured):
     assert lite["accelerator"] == "wasm"
     assert facts["crossOriginIsolated"] is True and lite["build"] == "threaded"
     assert lite["threadsConfigured"] == rec["threads"]
-    assert facts["wasm"]["simd"] is True
+    assert facts["wasm"]["simd"] is True and lite["relaxedSimd"] is True
 
 
 def _page_run(mobilenet, variant, tmp_path, images=None, guard=None):

@@ -256,11 +256,14 @@
     litertAccelerator = LITERT_ACCELERATORS[config.runtime];
     if (litert && litert.error) return `LiteRT.js unavailable: ${litert.error}`;
     if (litert) return null;
-    litert = { module: null, liteRt: null, version: null, build: null, error: null };
+    litert = { module: null, liteRt: null, version: null, build: null, relaxedSimd: null, error: null };
     try {
       litert.module = await import(LITERT_CORE);
-      const threads = self.crossOriginIsolated === true;
-      litert.build = threads ? 'threaded' : 'plain';
+      // The build LiteRT.js picks from the directory: threaded (needs cross-origin isolation and
+      // relaxed SIMD), else plain (relaxed SIMD), else compat.
+      litert.relaxedSimd = await litert.module.supportsFeature('relaxedSimd');
+      const threads = self.crossOriginIsolated === true && litert.relaxedSimd;
+      litert.build = threads ? 'threaded' : litert.relaxedSimd ? 'plain' : 'compat';
       litert.liteRt = await withTimeout(litert.module.loadLiteRt(LITERT_WASM_DIR, { threads }), 60000, 'loadLiteRt');
       const pkg = await fetch('/node_modules/@litertjs/core/package.json');
       if (pkg.ok) litert.version = (await pkg.json()).version;
@@ -403,7 +406,7 @@
     }
     return {
       loaded: !litert.error && !!litert.liteRt, error: litert.error, version: litert.version,
-      build: litert.build, accelerator: litertAccelerator,
+      build: litert.build, relaxedSimd: litert.relaxedSimd ?? null, accelerator: litertAccelerator,
       threadsConfigured: litertThreadsConfigured,
       threadsUsed,  // the WASM module's thread pool (getThreadCount), null if unknown
     };
