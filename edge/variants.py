@@ -130,6 +130,10 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
     KnownIssue("*", "*", "native cells on an emulated phone need CPU bandwidth control "
                "(cgroup), unavailable here", r"^native cells on an emulated phone need CPU "
                r"bandwidth control"),
+    KnownIssue("tflite-*", "litertjs-*", "LiteRT.js needs static input shapes: this model's "
+               "input has a dynamic (-1) dimension, e.g. a SavedModel or .tflite exported "
+               "without a fixed batch (edge exports its own references with a batch of 1)",
+               r"does not match expected ranked tensor type \w+\[[^\]]*-1"),
 )
 
 
