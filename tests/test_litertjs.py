@@ -72,9 +72,10 @@ def test_litertjs_records_its_build_threads_and_simd(measured):
     assert facts["wasm"]["simd"] is True and lite["relaxedSimd"] is True
 
 
-def _page_run(mobilenet, variant, tmp_path, images=None, guard=None):
+def _page_run(mobilenet, variant, tmp_path, images=None, guard=None, then=None):
     """One harness run of `variant` in LiteRT.js WASM on a fresh page (`guard`: a Playwright
-    route handler for every request); returns the harness's result."""
+    route handler for every request; `then(page, config)`: called after the run, its answer
+    returned as the result's "then"); returns the harness's result and the artifact."""
     import numpy as np
 
     from edge.farm.runners.browser import BrowserSession, resolve_browser, run_harness
@@ -113,7 +114,10 @@ def _page_run(mobilenet, variant, tmp_path, images=None, guard=None):
             page = context.new_page()
             page.goto(f"{server.url}/harness/index.html")
             page.wait_for_function("() => document.title === 'ready'")
-            return run_harness(page, config, 90), artifact
+            result = run_harness(page, config, 90)
+            if then is not None:
+                result["then"] = then(page, config)
+            return result, artifact
         finally:
             context.close()
 
@@ -165,3 +169,20 @@ def test_litertjs_outputs_agree_with_litert_natively(mobilenet, tmp_path, varian
     want = run_tflite(artifact.main_file, inputs, threads=1)
     scale = artifact.manifest["io"]["outputs"][0]["scale"] or 0.0
     np.testing.assert_allclose(got, want, atol=max(1e-4, 1.01 * scale), rtol=1e-3)
+
+
+def test_litertjs_calibration_workload(mobilenet, tmp_path):
+    """prepare / timeRuns / release (the emulation's calibration and paired blocks) work for
+    LiteRT.js, the int8-I/O model included."""
+
+    def calibrate(page, config):
+        prepared = page.evaluate("cfg => edgeHarness.prepare(cfg)", config)
+        samples = page.evaluate("n => edgeHarness.timeRuns(n)", 4)
+        page.evaluate("() => edgeHarness.release()")
+        return {"prepared": prepared, "samples": samples}
+
+    result, _ = _page_run(mobilenet, "tflite-int8-full", tmp_path, then=calibrate)
+    assert result["error"] is None, result["error"]
+    then = result["then"]
+    assert then["prepared"]["backend"] == "litertjs-wasm"
+    assert len(then["samples"]) == 4 and all(s > 0 for s in then["samples"])
