@@ -67,8 +67,10 @@ BUILDABLE_VARIANTS: tuple[str, ...] = tuple(v.name for v in _ALL if v.quantizati
 #: Runtime -> the artifact format it executes.
 RUNTIMES: dict[str, str] = {
     "litert": "tflite",
+    "litert-compiled": "tflite",
     "tflite-runtime": "tflite",
     "tflite-web": "tflite",
+    "litertjs-wasm": "tflite",
     "tfjs-wasm": "tfjs",
     "tfjs-webgl": "tfjs",
     "tfjs-webgpu": "tfjs",
@@ -128,6 +130,10 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
     KnownIssue("*", "*", "native cells on an emulated phone need CPU bandwidth control "
                "(cgroup), unavailable here", r"^native cells on an emulated phone need CPU "
                r"bandwidth control"),
+    KnownIssue("tflite-*", "litertjs-*", "LiteRT.js needs static input shapes: this model's "
+               "input has a dynamic (-1) dimension, e.g. a SavedModel or .tflite exported "
+               "without a fixed batch (edge exports its own references with a batch of 1)",
+               r"does not match expected ranked tensor type \w+\[[^\]]*-1"),
 )
 
 

@@ -98,3 +98,18 @@ def test_unsupported_variant_for_spec_is_rejected():
 
     with pytest.raises(SpecError, match="not supported"):
         garden_target(resolve("mobilenet_v2"), variants=("tflite-as-is",))
+
+
+def test_key_covers_the_export_batch(tmp_path, monkeypatch):
+    """The reference is exported with a static batch (LiteRT.js rejects a -1 batch): changing
+    it changes every key of the model, so no artifact of the old export is reused."""
+    from edge.convert import targets
+
+    store = Store(tmp_path)
+    target = tiny("mobilenet_v2")
+    assert target.reference_material("x")["export_batch"] == targets.EXPORT_BATCH == 1
+    before = keys(pipeline.plan([target], store))
+    monkeypatch.setattr(targets, "EXPORT_BATCH", None)
+    after = keys(pipeline.plan([target], store))
+    assert set(before) == set(after)
+    assert all(before[label] != after[label] for label in before)

@@ -31,6 +31,9 @@ MATCHING = {
     4: "backend webgl unavailable: setBackend returned false",
     5: GPU_NOT_EMULATED,
     6: NATIVE_NEEDS_CGROUP,
+    7: "TensorBuffer ranked tensor type Float32[1, 224, 224, 3] does not match expected ranked "
+       "tensor type Float32[-1, 224, 224, 3] (at DefaultErrorReporter (http://127.0.0.1:36701/"
+       "node_modules/@litertjs/core/wasm/litert_wasm_threaded_internal.js:8270:9))",
 }
 #: A new failure of the same pair: must stay `failed`.
 OTHER = "RuntimeError: tensorflow/lite/kernels/conv.cc:351 input->dims->size != 4 (3 != 4)"

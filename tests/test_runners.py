@@ -23,12 +23,15 @@ def test_every_runtime_of_the_vocabulary_has_exactly_one_runner():
     assert set(RUNNERS) == set(RUNTIMES)
     assert all(isinstance(r, Runner) for r in RUNNERS.values())
     # the table decides what is native and what runs on the GPU, and the matrix asks it
-    assert NATIVE_RUNTIMES == ("litert", "tflite-runtime")
+    assert NATIVE_RUNTIMES == ("litert", "litert-compiled", "tflite-runtime")
     assert GPU_RUNTIMES == ("tfjs-webgl", "tfjs-webgpu")
     assert all(isinstance(RUNNERS[r], NativeRunner) for r in NATIVE_RUNTIMES)
     assert all(isinstance(r, BrowserRunner) for n, r in RUNNERS.items() if n not in
                NATIVE_RUNTIMES)
     assert set(NATIVE_RUNTIMES) == set(WORKER_RUNTIMES)  # the worker knows each one
+    from edge.report import table as report_table  # the report's copy (it never imports farm)
+
+    assert report_table.NATIVE_RUNTIMES == NATIVE_RUNTIMES
     assert Cell("m", "tflite-fp32", "litert", "host").native
     assert not Cell("m", "tflite-fp32", "tflite-web", "host").native
     with pytest.raises(ValueError, match="no runner for runtime 'tfjs-cpu'"):
@@ -77,3 +80,16 @@ def test_the_web_runtime_lives_in_the_user_cache_keyed_by_the_lock_file(tmp_path
     assert target == web_runtime.web_runtime_dir(other)
     assert (target / "package.json").read_text() == '{"name": "x"}'
     assert (target / "package-lock.json").read_text() == "{}"
+
+
+def test_doctor_says_whether_litertjs_initialises_and_why_no_gpu_cell():
+    from edge.farm.doctor import litert_gpu_row, litert_row
+
+    what, ok, found, _ = litert_row({"loaded": True, "error": None, "version": "2.5.3",
+                                     "build": "threaded", "threadsUsed": 2})
+    assert ok and "initialises" in found and "2.5.3" in found and "threaded" in found
+    _, ok, found, fix = litert_row({"loaded": False, "error": "loadLiteRt timed out"})
+    assert not ok and "loadLiteRt timed out" in found and "web_runtime" in fix
+    _, ok, found, _ = litert_gpu_row([])
+    assert ok and "no GPU cell" in found and "no GPU device" in found
+    assert "/dev/dri/renderD128" in litert_gpu_row(["/dev/dri/renderD128"])[2]

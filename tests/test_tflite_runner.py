@@ -203,6 +203,40 @@ def test_dynamic_range_model_runs_in_litert(models):
     assert len(run.outputs) == 1 and run.outputs[0].shape == (1, 10)
 
 
+@pytest.mark.parametrize("kind", ["float", "dynamic", "int8"])
+def test_compiled_model_api_runs_and_agrees_with_the_interpreter(models, images, kind):
+    """litert-compiled measures through LiteRT's CompiledModel (CPU accelerator), and its
+    record says so; litert through the Interpreter. Same model, same inputs: same outputs."""
+    compiled = run_tflite_cell(models[kind], runtime="litert-compiled", threads=2,
+                               protocol=QUICK, images=images, return_outputs=3)
+    interpreted = run_tflite_cell(models[kind], runtime="litert", threads=2, protocol=QUICK,
+                                  images=images, return_outputs=3)
+    assert compiled.status == interpreted.status == "ok", (compiled.error, interpreted.error)
+    m = compiled.metrics
+    assert (m["api"], m["accelerator"]) == ("compiled_model", "cpu")
+    assert isinstance(m["fully_accelerated"], bool)
+    assert m["runtime"] == "litert-compiled" and m["runtime_version"]
+    assert (interpreted.metrics["api"], interpreted.metrics["accelerator"]) == ("interpreter",
+                                                                               "cpu")
+    assert m["input"] == interpreted.metrics["input"]
+    assert m["output"] == interpreted.metrics["output"]
+    assert len(m["samples_ms"]) >= QUICK["min_runs"] and m["load_ms"] > 0
+    assert len(compiled.outputs) == 3
+    for got, want in zip(compiled.outputs, interpreted.outputs, strict=True):
+        assert got.dtype == np.float32  # dequantized as the Interpreter's are
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_model_timing_worker(models):
+    """The emulation's calibration workload runs through the cell's own API too."""
+    from edge.farm.runners.tflite_runner import TimingWorker
+
+    with TimingWorker(models["int8"], runtime="litert-compiled", threads=1,
+                      protocol=QUICK) as worker:
+        samples = worker.time(4)
+    assert len(samples) == 4 and all(s > 0 for s in samples)
+
+
 def test_bare_loop_p50(models):
     assert 0 < bare_loop_p50(models["float"], threads=1, runs=20) < 1000
 

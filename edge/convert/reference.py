@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.convert.targets import Target
+from edge.convert.targets import EXPORT_BATCH, Target
 
 REFERENCE_OUTPUTS = "reference.npz"
 SAVED_MODEL = "saved_model"
@@ -81,7 +81,7 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> di
         shutil.copytree(target.source, sm_dir)
     else:
         model = load_reference_model(target, inputs)
-        model.export(str(sm_dir), verbose=False)
+        export_reference(model, sm_dir, target.input_shape)
         params = int(model.count_params())
         flops = count_flops(model, target.input_shape)
     # The reference outputs come from the exported graph, the very thing every variant is
@@ -102,11 +102,25 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> di
     }
 
 
+def export_reference(model, sm_dir: Path, input_shape) -> None:
+    """Export the Keras model as a SavedModel whose signature has a static batch of
+    `EXPORT_BATCH` (Keras's default is a -1 batch)."""
+    import tensorflow as tf
+
+    shape = [EXPORT_BATCH, *list(input_shape)[1:]]
+    model.export(str(sm_dir), verbose=False,
+                 input_signature=[tf.TensorSpec(shape, tf.float32)])
+
+
 def saved_model_outputs(sm_dir: Path, inputs: np.ndarray, batch: int = 8) -> np.ndarray:
+    """The SavedModel's outputs on `inputs`, `batch` images a call, or as many as its signature
+    takes when its batch is static (the exported reference: one)."""
     import tensorflow as tf
 
     fn = tf.saved_model.load(str(sm_dir)).signatures["serving_default"]
-    (name,) = fn.structured_input_signature[1].keys()
+    ((name, spec),) = fn.structured_input_signature[1].items()
+    static = spec.shape.rank and spec.shape[0]
+    batch = int(static) if static else batch
     return np.concatenate([
         next(iter(fn(**{name: tf.constant(inputs[i:i + batch])}).values())).numpy()
         for i in range(0, len(inputs), batch)

@@ -17,6 +17,11 @@ from edge.errors import ModelFileError, SpecError
 from edge.garden.base import TASKS, ModelConfig, Preprocessing
 from edge.variants import BUILDABLE_VARIANTS, DEFAULT_VARIANTS
 
+#: The batch the reference SavedModel of a Keras model is exported with (`reference.py`).
+#: Runtimes that need static shapes (LiteRT.js) reject the -1 batch Keras exports by default,
+#: and every variant inherits its signature from the reference; part of the reference's key.
+EXPORT_BATCH = 1
+
 USER_KINDS = {".keras": "keras", ".h5": "keras", ".tflite": "tflite"}
 
 
@@ -64,6 +69,8 @@ class Target:
             "eval": eval_fingerprint,
             "tools": {k: versions[k] for k in ("tensorflow", "keras")},
         }
+        if self.kind in ("garden", "keras"):  # exported here (reference.py), static batch
+            material["export_batch"] = EXPORT_BATCH
         if self.kind == "garden":
             material["model"] = self.config().key_material()
             material["weights"] = sha256_tree(Path(self.weights)) if self.weights else None

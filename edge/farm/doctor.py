@@ -52,6 +52,7 @@ def checks() -> list[tuple[str, bool, str, str]]:
     trt = tflite_runtime_python()
     rows.append(("tflite-runtime env", trt is not None, trt or "not found",
                  "nox -s device_matrix creates .nox/tflite-runtime (numpy<2 + tflite-runtime)"))
+    rows.append(litert_gpu_row())
     node, npm = _tool(["node", "--version"]), _tool(["npm", "--version"])
     from edge.farm.emulation.methods import choose_emulation
 
@@ -95,6 +96,7 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
             try:
                 facts = page.evaluate("() => window.edgeHarness.facts()")
                 backends = page.evaluate(BACKENDS_JS)
+                litert = page.evaluate("() => window.edgeHarness.litertCheck()")
             finally:
                 context.close()
         for name, ok in backends.items():
@@ -102,6 +104,7 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
                    "webgl": "needs a GPU or SwiftShader"}.get(name, "")
             rows.append((f"backend {name}", bool(ok), "initialises" if ok else "unavailable",
                          fix))
+        rows.append(litert_row(litert))
         renderer = (facts.get("webgl") or {}).get("renderer") or "?"
         rows.append(("GPU renderer", True, str(renderer),
                      "SwiftShader means software rendering: WebGL/WebGPU figures are not a "
@@ -111,3 +114,37 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
     except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
         rows.append(("harness page", False, str(exc).splitlines()[0], "see the error"))
     return rows
+
+
+def litert_row(check: dict) -> tuple[str, bool, str, str]:
+    """The doctor's row for LiteRT.js (runtime litertjs-wasm): whether it initialised in the
+    harness page, its version, WASM build and thread pool."""
+    from edge.farm.runners.web_runtime import INSTALL_COMMAND
+
+    if check.get("error") or not check.get("loaded"):
+        return ("LiteRT.js (litertjs-wasm)", False, str(check.get("error") or "did not load"),
+                f"reinstall the pinned web runtime: {INSTALL_COMMAND}")
+    return ("LiteRT.js (litertjs-wasm)", True,
+            f"initialises: @litertjs/core {check.get('version')}, {check.get('build')} WASM "
+            f"build, {check.get('threadsUsed')} threads in its pool", "")
+
+
+def gpu_devices() -> list[str]:
+    """The host's GPU device nodes (DRM render nodes, NVIDIA devices): where LiteRT's GPU
+    accelerator could run. Empty on a host without a GPU."""
+    from pathlib import Path
+
+    found = sorted(str(p) for p in Path("/dev/dri").glob("renderD*")) if Path(
+        "/dev/dri").is_dir() else []
+    return found + sorted(str(p) for p in Path("/dev").glob("nvidia[0-9]*"))
+
+
+def litert_gpu_row(devices: list[str] | None = None) -> tuple[str, bool, str, str]:
+    """LiteRT CompiledModel's accelerators: CPU always (runtime litert-compiled); a GPU cell
+    only where the host has a GPU, and never one on a software rasterizer."""
+    devices = gpu_devices() if devices is None else devices
+    if not devices:
+        return ("LiteRT accelerators", True, "CompiledModel on CPU; no GPU cell: this host has "
+                "no GPU device (/dev/dri render node or /dev/nvidia*)", "")
+    return ("LiteRT accelerators", True, f"CompiledModel on CPU; GPU device(s) present "
+            f"({', '.join(devices)}), but no GPU cell is measured yet", "")

@@ -1,10 +1,10 @@
 // Measures one model variant in one backend; driven by Playwright through window.edgeHarness.
 //
 // window.edgeHarness = { ready, run(config), benchmarkIndex(ms), facts(), prepare(config),
-//   timeRuns(n), release() }; the title becomes
+//   timeRuns(n), release(), litertCheck() }; the title becomes
 // 'ready' once the runtimes are loaded.
 //
-// config: { runtime: 'tfjs-wasm' | 'tfjs-webgl' | 'tfjs-webgpu' | 'tflite-web',
+// config: { runtime: 'tfjs-wasm' | 'tfjs-webgl' | 'tfjs-webgpu' | 'tflite-web' | 'litertjs-wasm',
 //   modelUrl: '.../model.json' (graph model) or '.../model.tflite',
 //   input: { shape: [1, H, W, 3], dtype: 'float32' | 'int8' | 'uint8', mean: [r, g, b],
 //            std: [r, g, b], scale, zeroPoint },          // scale/zeroPoint for int8/uint8 inputs
@@ -21,6 +21,9 @@
 //   outputs: [{ image, output, shape, dtype: 'float32', b64, note? }],
 //   pse: { ms, samplesMs, boxes, regions } | null, error: string | null, unsupported }.
 // Timings are milliseconds (performance.now()); b64 holds little-endian float32 values.
+// LiteRT.js ('litertjs-*': @litertjs/core, an ES module loaded on first use through the page's
+// import map) runs .tflite models as a CompiledModel; its tensors are freed by hand, and its
+// facts (version, WASM build, threads) are facts().litert.
 // The backend is selected and checked (never a silent fallback); every inference is timed up to
 // the download of its output data, so asynchronous GPU work is included.
 (function () {
@@ -29,6 +32,11 @@
   const WASM_DIR = '/node_modules/@tensorflow/tfjs-backend-wasm/dist/';
   const TFLITE_DIR = '/node_modules/@tensorflow/tfjs-tflite/wasm/';
   const BACKENDS = { 'tfjs-wasm': 'wasm', 'tfjs-webgl': 'webgl', 'tfjs-webgpu': 'webgpu', 'tflite-web': 'cpu' };
+  const LITERT_CORE = '/node_modules/@litertjs/core/dist/index.js';
+  const LITERT_WASM_DIR = '/node_modules/@litertjs/core/wasm/';
+  // LiteRT.js runtime -> its accelerator (loadAndCompile's `accelerator`).
+  const LITERT_ACCELERATORS = { 'litertjs-wasm': 'wasm' };
+  const isLiteRt = (config) => Object.prototype.hasOwnProperty.call(LITERT_ACCELERATORS, config.runtime);
   const QUANT_RANGE = { int8: [-128, 127], uint8: [0, 255] };
   // (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)): valid only with SIMD.
   const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1,
@@ -36,6 +44,12 @@
 
   let wasmThreadsConfigured = null;
   let tfliteThreadsConfigured = null;
+  // LiteRT.js once loaded in this page: { module, liteRt, version, build, error }; live counts
+  // the tensors the harness made and has not deleted yet (its leak check).
+  let litert = null;
+  const litertLive = { tensors: 0, bytes: 0 };
+  let litertThreadsConfigured = null;
+  let litertAccelerator = null;
   let benchmarkSink = 0;
 
   const now = () => performance.now();
@@ -81,14 +95,15 @@
   // One image's uint8 RGB pixels -> a [1, H, W, 3] tensor: (pixel - mean) / std, then quantized
   // as q = clamp(round(x / scale + zeroPoint)) for int8/uint8 inputs (carried as int32). Every
   // step is rounded to float32 (Math.fround) as numpy does, so the same pixels give the same q.
-  function inputTensor(spec, pixels) {
+  function inputTensor(spec, pixels, runtime) {
     const f = Math.fround;
     const mean = (spec.mean || [0, 0, 0]).map(f);
     const std = (spec.std || [1, 1, 1]).map(f);
     const x = new Float32Array(pixels.length);
     for (let i = 0; i < pixels.length; i++) x[i] = f(pixels[i] - mean[i % 3]) / std[i % 3];
     const range = QUANT_RANGE[spec.dtype];
-    if (!range) return tf.tensor(x, spec.shape, 'float32');
+    const lite = runtime && isLiteRt({ runtime });
+    if (!range) return lite ? litertTensor(x, spec.shape) : tf.tensor(x, spec.shape, 'float32');
     if (!spec.scale) throw new Error(`input dtype ${spec.dtype} needs input.scale`);
     const scale = f(spec.scale);
     const zero = spec.zeroPoint || 0;
@@ -96,6 +111,7 @@
     for (let i = 0; i < x.length; i++) {
       q[i] = Math.min(range[1], Math.max(range[0], roundHalfEven(f(f(x[i] / scale) + zero))));
     }
+    if (lite) return litertTensor(spec.dtype === 'uint8' ? Uint8Array.from(q) : Int8Array.from(q), spec.shape);
     return tf.tensor(q, spec.shape, 'int32');
   }
 
@@ -133,8 +149,9 @@
   }
 
   async function selectBackend(config) {
+    if (isLiteRt(config)) return selectLiteRt(config);
     const name = BACKENDS[config.runtime];
-    if (!name) throw new Error(`unknown runtime ${JSON.stringify(config.runtime)}; expected one of ${Object.keys(BACKENDS).join(', ')}`);
+    if (!name) throw new Error(`unknown runtime ${JSON.stringify(config.runtime)}; expected one of ${[...Object.keys(BACKENDS), ...Object.keys(LITERT_ACCELERATORS)].join(', ')}`);
     for (const [flag, value] of Object.entries(config.flags || {})) tf.env().set(flag, value);
     if (name === 'wasm' && config.wasmThreads != null) {
       tf.wasm.setThreadsCount(config.wasmThreads);
@@ -156,6 +173,7 @@
   }
 
   async function loadModel(config) {
+    if (isLiteRt(config)) return loadLiteRtModel(config);
     if (config.runtime !== 'tflite-web') return tf.loadGraphModel(config.modelUrl);
     // Without wasmThreads the interpreter's own default: half the reported cores.
     tfliteThreadsConfigured = config.wasmThreads ?? Math.max(1, Math.floor(navigator.hardwareConcurrency / 2));
@@ -182,6 +200,10 @@
 
   function disposeModel(model) {
     if (!model) return;
+    if (model.litert) {
+      model.compiled.delete();
+      return;
+    }
     if (typeof model.dispose === 'function') model.dispose();
     else if (model.modelRunner && typeof model.modelRunner.cleanUp === 'function') model.modelRunner.cleanUp();
   }
@@ -195,6 +217,7 @@
   // Returns infer(x) -> Promise<{tensors, data}>: one inference, synced on the output download;
   // the caller disposes the tensors.
   function makeInfer(model) {
+    if (model.litert) return litertInfer(model);
     let useAsync = false;
     return async function infer(x) {
       let out;
@@ -215,9 +238,184 @@
     };
   }
 
+  // ---- LiteRT.js -----------------------------------------------------------------------------
+  // @litertjs/core: loaded once per page on the first LiteRT.js cell (the threaded WASM build
+  // where the page is cross-origin isolated), models compiled with loadAndCompile. Its public
+  // Tensor type covers float32, int32 and uint8 only (2.5.x): a model with int8 inputs or
+  // outputs (full-integer with int8 I/O) runs as the same compiled model through the package's
+  // own WASM bindings, which the public API is a thin layer over.
+
+  const LITERT_INT8 = 9;  // litert::ElementType::kInt8
+  const backendName = (config) => (config.runtime === 'tflite-web' || isLiteRt(config) ? config.runtime : tf.getBackend());
+
+  function disposeAll(tensors) {
+    for (const t of tensors) t.dispose();
+  }
+
+  async function selectLiteRt(config) {
+    litertAccelerator = LITERT_ACCELERATORS[config.runtime];
+    if (litert && litert.error) return `LiteRT.js unavailable: ${litert.error}`;
+    if (litert) return null;
+    litert = { module: null, liteRt: null, version: null, build: null, relaxedSimd: null, error: null };
+    try {
+      litert.module = await import(LITERT_CORE);
+      // The build LiteRT.js picks from the directory: threaded (needs cross-origin isolation and
+      // relaxed SIMD), else plain (relaxed SIMD), else compat.
+      litert.relaxedSimd = await litert.module.supportsFeature('relaxedSimd');
+      const threads = self.crossOriginIsolated === true && litert.relaxedSimd;
+      litert.build = threads ? 'threaded' : litert.relaxedSimd ? 'plain' : 'compat';
+      litert.liteRt = await withTimeout(litert.module.loadLiteRt(LITERT_WASM_DIR, { threads }), 60000, 'loadLiteRt');
+      const pkg = await fetch('/node_modules/@litertjs/core/package.json');
+      if (pkg.ok) litert.version = (await pkg.json()).version;
+    } catch (err) {
+      litert.error = describe(err);
+      return `LiteRT.js unavailable: ${litert.error}`;
+    }
+    return null;
+  }
+
+  function litertThreads(config) {
+    return config.wasmThreads ?? Math.max(1, Math.floor(navigator.hardwareConcurrency / 2));
+  }
+
+  function track(tensor, bytes) {
+    litertLive.tensors += 1;
+    litertLive.bytes += bytes;
+    let deleted = false;
+    tensor.dispose = () => {
+      if (deleted) return;
+      deleted = true;
+      litertLive.tensors -= 1;
+      litertLive.bytes -= bytes;
+      tensor.delete();
+    };
+    return tensor;
+  }
+
+  // A host-memory LiteRT tensor of `values` (Float32Array, Uint8Array or Int8Array).
+  function litertTensor(values, shape) {
+    if (!(values instanceof Int8Array)) return track(new litert.module.Tensor(values, shape), values.byteLength);
+    const w = litert.liteRt.liteRtWasm;
+    const dims = new w.VectorInt32();
+    for (const d of shape) dims.push_back(d);
+    const layout = w.LiteRtLayout.create(dims);
+    dims.delete();
+    const type = w.LiteRtRankedTensorType.create({ value: LITERT_INT8 }, layout);
+    layout.delete();
+    const buffer = w.LiteRtTensorBuffer.createManaged(litert.liteRt.getDefaultEnvironment().liteRtEnvironment,
+      w.LiteRtTensorBufferType.HOST_MEMORY, type, values.byteLength);
+    type.delete();
+    const ptr = buffer.lock(w.LiteRtTensorBufferLockMode.WRITE);
+    try {
+      w.HEAPU8.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), ptr);
+    } finally {
+      buffer.unlock();
+    }
+    return track({ liteRtTensorBuffer: buffer, delete: () => buffer.delete() }, values.byteLength);
+  }
+
+  function compileOptions(config) {
+    litertThreadsConfigured = litertThreads(config);
+    return { accelerator: LITERT_ACCELERATORS[config.runtime], cpuOptions: { numThreads: litertThreadsConfigured } };
+  }
+
+  async function loadLiteRtModel(config) {
+    const response = await fetch(config.modelUrl);
+    if (!response.ok) throw new Error(`model: HTTP ${response.status} for ${config.modelUrl}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const int8 = config.input.dtype === 'int8';
+    if (!int8) {
+      const compiled = await litert.liteRt.loadAndCompile(bytes, compileOptions(config));
+      return { litert: true, bindings: false, compiled };
+    }
+    // The bindings' path, as loadAndCompile takes it, without the public wrapper's dtype table.
+    const w = litert.liteRt.liteRtWasm;
+    const env = litert.liteRt.getDefaultEnvironment();
+    const ptr = w._malloc(bytes.byteLength);
+    w.HEAPU8.set(bytes, ptr);
+    let model = null;
+    try {
+      model = w.loadModel(env.liteRtEnvironment, ptr, bytes.byteLength);
+      const options = { environment: env, gpuOptions: {}, webNNOptions: {}, ...compileOptions(config) };
+      const native = await w.compileModel(env.liteRtEnvironment, model, options);
+      const compiled = {
+        delete() {
+          native.delete();
+          model.delete();
+          w._free(ptr);
+        },
+      };
+      return { litert: true, bindings: true, native, model, compiled };
+    } catch (err) {
+      if (model) model.delete();
+      w._free(ptr);
+      throw err;
+    }
+  }
+
+  const LITERT_DTYPES = { 1: ['float32', Float32Array], 2: ['int32', Int32Array], 3: ['uint8', Uint8Array], 9: ['int8', Int8Array] };
+
+  // One output buffer -> { tensor: {shape, dtype, dispose}, data } (a copy of its values);
+  // `owner` is the public Tensor that holds the buffer, if any (deleting it deletes the buffer).
+  function readBuffer(buffer, owner) {
+    const w = litert.liteRt.liteRtWasm;
+    const type = buffer.tensorType();
+    const element = type.elementType().value;
+    const layout = type.layout();
+    const dims = layout.dimensions();
+    const shape = [];
+    for (let i = 0; i < dims.size(); i++) shape.push(dims.get(i));
+    dims.delete();
+    layout.delete();
+    type.delete();
+    const [dtype, Typed] = LITERT_DTYPES[element] || [];
+    if (!Typed) throw new Error(`LiteRT.js output element type ${element} is not supported by the harness`);
+    const ptr = buffer.lock(w.LiteRtTensorBufferLockMode.READ);
+    let data;
+    try {
+      const copy = w.HEAPU8.slice(ptr, ptr + buffer.packedSize());
+      data = new Typed(copy.buffer, 0, copy.byteLength / Typed.BYTES_PER_ELEMENT);
+    } finally {
+      buffer.unlock();
+    }
+    const tensor = track({ delete: () => (owner ? owner.delete() : buffer.delete()) }, data.byteLength);
+    tensor.shape = shape;
+    tensor.dtype = dtype;
+    return { tensor, data };
+  }
+
+  function litertInfer(model) {
+    return async function infer(x) {
+      let read;
+      if (model.bindings) {
+        read = (await model.native.run(0, [x.liteRtTensorBuffer])).map((b) => readBuffer(b, null));
+      } else {
+        read = (await model.compiled.run([x])).map((t) => readBuffer(t.liteRtTensorBuffer, t));
+      }
+      return { tensors: read.map((r) => r.tensor), data: read.map((r) => r.data) };
+    };
+  }
+
+  function litertFacts() {
+    if (!litert) return { loaded: false };
+    let threadsUsed = null;
+    try {
+      threadsUsed = litert.liteRt.liteRtWasm.getThreadCount();
+    } catch (err) {
+      threadsUsed = null;
+    }
+    return {
+      loaded: !litert.error && !!litert.liteRt, error: litert.error, version: litert.version,
+      build: litert.build, relaxedSimd: litert.relaxedSimd ?? null, accelerator: litertAccelerator,
+      threadsConfigured: litertThreadsConfigured,
+      threadsUsed,  // the WASM module's thread pool (getThreadCount), null if unknown
+    };
+  }
+
   // ---- memory ------------------------------------------------------------------------------
 
-  function tfMemory() {
+  function tfMemory(config) {
+    if (config && isLiteRt(config)) return { numTensors: litertLive.tensors, numBytes: litertLive.bytes };
     const m = tf.memory();
     const keep = ['numTensors', 'numBytes', 'numBytesInGPU', 'numBytesInGPUAllocated', 'numBytesInGPUFree', 'numBytesAllocatedInGPU', 'unreliable'];
     return Object.fromEntries(keep.filter((k) => m[k] !== undefined).map((k) => [k, m[k]]));
@@ -227,6 +425,7 @@
     try {
       if (config.runtime === 'tflite-web') return model.modelRunner.module.HEAPU8.byteLength;
       if (config.runtime === 'tfjs-wasm') return tf.backend().wasm.HEAPU8.byteLength;
+      if (isLiteRt(config)) return litert.liteRt.liteRtWasm.HEAPU8.byteLength;
     } catch (err) {
       return null;
     }
@@ -266,7 +465,8 @@
   // Float32 values of output k; quantized tflite outputs are dequantized with config.output
   // (one {scale, zeroPoint} or a list, one per output) when given, else returned raw.
   function outputValues(config, tensor, data, k) {
-    const quantized = config.runtime === 'tflite-web' && tensor.dtype === 'int32';
+    const quantized = (config.runtime === 'tflite-web' && tensor.dtype === 'int32') ||
+      (isLiteRt(config) && tensor.dtype !== 'float32');
     if (!quantized) return { values: Float32Array.from(data), dequantized: null };
     const specs = [].concat(config.output || []);
     const spec = specs[k] || null;
@@ -344,16 +544,16 @@
         result.unsupported = true;
         return result;
       }
-      result.backend = config.runtime === 'tflite-web' ? 'tflite-web' : tf.getBackend();
+      result.backend = backendName(config);
       const images = await loadImages(config);
       result.inputSynthetic = images.synthetic;
-      x = inputTensor(config.input, images.at(0));
+      x = inputTensor(config.input, images.at(0), config.runtime);
 
       const t0 = now();
       model = await withTimeout(loadModel(config), config.loadTimeoutMs ?? 120000, 'model load');
       result.loadMs = now() - t0;
       const infer = makeInfer(model);
-      const before = tfMemory();
+      const before = tfMemory(config);
       let peakBytes = before.numBytes;
       let peakGpuBytes = before.numBytesInGPU ?? null;
       let last = null;
@@ -361,11 +561,11 @@
         const start = now();
         const r = await infer(x);
         const ms = now() - start;
-        const m = tf.memory();
+        const m = tfMemory(config);
         peakBytes = Math.max(peakBytes, m.numBytes);
         if (m.numBytesInGPU !== undefined) peakGpuBytes = Math.max(peakGpuBytes ?? 0, m.numBytesInGPU);
         last = { tensors: r.tensors.map((t) => ({ shape: t.shape, dtype: t.dtype })), data: r.data };
-        tf.dispose(r.tensors);
+        disposeAll(r.tensors);
         return ms;
       };
 
@@ -389,14 +589,14 @@
         }
         result.samplesMs.push(await once());
       }
-      const after = tfMemory();
+      const after = tfMemory(config);
       result.memory = {
         before, after,
         leakedTensors: after.numTensors - before.numTensors,
         leakedBytes: after.numBytes - before.numBytes,
         tfLiveBytesAfterRunMax: peakBytes,  // sampled between runs: not a peak
         tfGpuBytesAfterRunMax: peakGpuBytes,
-        tfProfilePeakBytes: config.runtime === 'tflite-web' ? null : await profilePeakBytes(infer, x),
+        tfProfilePeakBytes: config.runtime === 'tflite-web' || isLiteRt(config) ? null : await profilePeakBytes(infer, x),
         numBytesInGPUAllocated: after.numBytesInGPUAllocated ?? null,
         wasmHeapCapacityBytes: wasmHeapBytes(config, model),  // the heap's size, not its use
         jsHeap: jsHeap(),
@@ -405,10 +605,10 @@
 
       const wanted = Math.min(config.returnOutputs || 0, images.count);
       for (let i = 0; i < wanted; i++) {
-        const xi = i === 0 ? x : inputTensor(config.input, images.at(i));
+        const xi = i === 0 ? x : inputTensor(config.input, images.at(i), config.runtime);
         const r = await infer(xi);
         result.outputs.push(...encodeOutputs(config, i, r));
-        tf.dispose(r.tensors);
+        disposeAll(r.tensors);
         if (xi !== x) xi.dispose();
       }
     } catch (err) {
@@ -440,7 +640,7 @@
     const unavailable = await selectBackend(config);
     if (unavailable) throw new Error(unavailable);
     const images = await loadImages(config);
-    const x = inputTensor(config.input, images.at(0));
+    const x = inputTensor(config.input, images.at(0), config.runtime);
     const model = await withTimeout(loadModel(config), config.loadTimeoutMs ?? 120000, 'model load');
     const infer = makeInfer(model);
     calibration = { model, x, infer };
@@ -451,7 +651,7 @@
     const warmup = [];
     for (;;) {
       const [warm, steady] = window.edgeStopping.warmupDone(warmup, protocol);
-      if (warm) return { backend: config.runtime === 'tflite-web' ? 'tflite-web' : tf.getBackend(), warmupRuns: warmup.length, steady };
+      if (warm) return { backend: backendName(config), warmupRuns: warmup.length, steady };
       warmup.push(...(await timeRuns(1)));
     }
   }
@@ -463,7 +663,7 @@
       const start = now();
       const r = await calibration.infer(calibration.x);
       samples.push(now() - start);
-      tf.dispose(r.tensors);
+      disposeAll(r.tensors);
     }
     return samples;
   }
@@ -540,6 +740,7 @@
         threadsUsedReported: threadsUsed !== null,
       },
       tflite: { features: tfliteFeatures, threadsConfigured: tfliteThreadsConfigured },
+      litert: litertFacts(),
       webgl: webglFacts(),
       webgpu: await webgpuProbe(),
     };
@@ -576,7 +777,13 @@
     tflite.setWasmPath(TFLITE_DIR);
   })();
 
-  window.edgeHarness = { ready, run, benchmarkIndex, facts, prepare, timeRuns, release };
+  // Whether LiteRT.js initialises in this page (loads its WASM build): its facts, error or null.
+  async function litertCheck(runtime = 'litertjs-wasm') {
+    const error = await selectLiteRt({ runtime });
+    return { ...litertFacts(), error };
+  }
+
+  window.edgeHarness = { ready, run, benchmarkIndex, facts, prepare, timeRuns, release, litertCheck };
   ready.then(
     () => { document.title = 'ready'; },
     (err) => { document.title = `error: ${describe(err)}`; },

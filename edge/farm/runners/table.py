@@ -10,11 +10,13 @@ from edge.farm.runners.native import NativeRunner
 
 RUNNERS: dict[str, Runner] = {
     "litert": NativeRunner(),
+    "litert-compiled": NativeRunner(),
     "tflite-runtime": NativeRunner(),
     "tfjs-wasm": BrowserRunner(),
     "tfjs-webgl": BrowserRunner(gpu=True),
     "tfjs-webgpu": BrowserRunner(gpu=True),
     "tflite-web": BrowserRunner(),
+    "litertjs-wasm": BrowserRunner(),
 }
 
 #: Runtimes whose cells run in a native worker process.

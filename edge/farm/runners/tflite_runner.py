@@ -76,7 +76,8 @@ def tflite_runtime_python() -> str | None:
 
 #: Native runtime -> the Python its worker runs under (None: its environment is missing). The
 #: worker's own table (`tflite_worker.RUNTIMES`) names each one's interpreter module.
-PYTHONS = {"litert": lambda: sys.executable, "tflite-runtime": tflite_runtime_python}
+PYTHONS = {"litert": lambda: sys.executable, "litert-compiled": lambda: sys.executable,
+           "tflite-runtime": tflite_runtime_python}
 RUNTIMES = tuple(PYTHONS)
 
 

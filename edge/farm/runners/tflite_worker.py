@@ -8,7 +8,8 @@ NumPy and the interpreter module the job names; the protocol's rules come from e
 as JSON on stdin and reads the record from stdout; everything else, including native runtime
 logs, goes to stderr.
 
-Job: {"runtime": "litert" | "tflite-runtime", "model_path": str, "threads": int,
+Job: {"runtime": "litert" | "litert-compiled" | "tflite-runtime", "model_path": str,
+      "threads": int,
       "protocol": {field: value} with the fields of stopping.DEFAULTS (missing ones default),
       "images_path": optional .npy of uint8 (N, H, W, 3), "mean": [3], "std": [3],
       "return_outputs": int, "_fault": optional "segfault" | "hang" | "exit" (tests only)}
@@ -35,10 +36,95 @@ from importlib import metadata
 import numpy as np
 
 RUNTIMES = {
-    # job "runtime" -> (module holding Interpreter, distribution whose version is reported)
+    # job "runtime" -> (module holding the API's class, distribution whose version is reported)
     "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "litert-compiled": ("ai_edge_litert.compiled_model", "ai-edge-litert"),
     "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
 }
+#: job "runtime" -> the API it is measured through (recorded as the record's "api").
+APIS = {"litert": "interpreter", "litert-compiled": "compiled_model",
+        "tflite-runtime": "interpreter"}
+
+
+class InterpreterModel:
+    """A model behind the Interpreter API (XNNPack on the CPU, as the interpreter chooses)."""
+
+    api = "interpreter"
+    accelerator = "cpu"
+
+    def __init__(self, module, path, threads, io=None):
+        self.interp = module.Interpreter(model_path=path, num_threads=threads)
+        self.interp.allocate_tensors()
+        self.inputs = self.interp.get_input_details()
+        self.outputs = self.interp.get_output_details()
+
+    def set_input(self, position, value):
+        self.interp.set_tensor(self.inputs[position]["index"], value)
+
+    def run(self, x):
+        self.set_input(0, x)
+        self.interp.invoke()
+        return self.interp.get_tensor(self.outputs[0]["index"])
+
+    def facts(self):
+        return {"api": self.api, "accelerator": self.accelerator}
+
+
+def io_details(path):
+    """Input and output details with their quantization, by tensor name (LiteRT's Interpreter
+    reads them; the CompiledModel API does not report quantization)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=path)
+    return ({d["name"]: d for d in interp.get_input_details()},
+            {d["name"]: d for d in interp.get_output_details()})
+
+
+class CompiledModelRunner:
+    """A model behind LiteRT's CompiledModel API on its CPU accelerator: host-memory tensor
+    buffers made once, written and read around each run (signature 0). `io` is io_details()."""
+
+    api = "compiled_model"
+    accelerator = "cpu"
+
+    def __init__(self, module, path, threads, io):
+        from ai_edge_litert.cpu_options import CpuOptions
+        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+        from ai_edge_litert.options import Options
+
+        options = Options(HardwareAccelerator.CPU, cpu_options=CpuOptions(num_threads=threads))
+        self.model = module.CompiledModel.from_file(path, options=options)
+        key = list(self.model.get_signature_list())[0]
+        ins, outs = io
+        self.inputs = [ins[d["name"]] for d in self.model.get_input_tensor_details(key).values()]
+        self.outputs = [outs[d["name"]] for d in
+                        self.model.get_output_tensor_details(key).values()]
+        self.in_buffers = self.model.create_input_buffers(0)
+        self.out_buffers = self.model.create_output_buffers(0)
+        self.size = int(np.prod(self.outputs[0]["shape"]))
+
+    def set_input(self, position, value):
+        self.in_buffers[position].write(np.ascontiguousarray(value))
+
+    def run(self, x):
+        self.set_input(0, x)
+        self.model.run_by_index(0, self.in_buffers, self.out_buffers)
+        out = self.outputs[0]
+        return self.out_buffers[0].read(self.size, out["dtype"]).reshape(out["shape"])
+
+    def facts(self):
+        return {"api": self.api, "accelerator": self.accelerator,
+                "fully_accelerated": bool(self.model.is_fully_accelerated())}
+
+
+def open_model(runtime, path, threads):
+    """The model behind the runtime's API, loaded and ready to run; the load is timed by the
+    caller (the CompiledModel's quantization details are read before, untimed)."""
+    module = __import__(RUNTIMES[runtime][0], fromlist=["Interpreter"])
+    if APIS[runtime] == "compiled_model":
+        io = io_details(path)
+        return lambda: CompiledModelRunner(module, path, threads, io)
+    return lambda: InterpreterModel(module, path, threads)
 
 
 def load_stopping():
@@ -179,7 +265,7 @@ def measure(job, result):
     runtime = job.get("runtime", "litert")
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; expected one of {sorted(RUNTIMES)}")
-    module_name, distribution = RUNTIMES[runtime]
+    _, distribution = RUNTIMES[runtime]
     threads = int(job.get("threads", 2))
     protocol = {**stopping.DEFAULTS, **(job.get("protocol") or {})}
     result.update(runtime=runtime, model_path=job["model_path"], threads=threads,
@@ -189,21 +275,20 @@ def measure(job, result):
         result["runtime_version"] = metadata.version(distribution)
     except metadata.PackageNotFoundError:
         result["runtime_version"] = None
-    module = __import__(module_name, fromlist=["Interpreter"])
-    interpreter_cls = module.Interpreter
+    load = open_model(runtime, job["model_path"], threads)
 
     result["rss_before_load_bytes"] = rss_bytes()
     threads_before = os_threads()
     start = time.perf_counter_ns()
-    interp = interpreter_cls(model_path=job["model_path"], num_threads=threads)
-    interp.allocate_tensors()
+    model = load()
     result["load_ms"] = ms(time.perf_counter_ns() - start)
+    result.update(model.facts())
     result["rss_after_load_bytes"] = rss_bytes()
     log(f"loaded {job['model_path']} with {runtime} {result['runtime_version']} "
         f"in {result['load_ms']:.1f} ms")
     fault(job.get("_fault"))
 
-    inputs_d, outputs_d = interp.get_input_details(), interp.get_output_details()
+    inputs_d, outputs_d = model.inputs, model.outputs
     result["input"] = [describe(d) for d in inputs_d]
     result["output"] = [describe(d) for d in outputs_d]
     inp, out = inputs_d[0], outputs_d[0]
@@ -211,14 +296,10 @@ def measure(job, result):
     result.update(inputs_source=source, inputs_count=len(feeds))
     # Any further inputs get one fixed random tensor each (the garden's models have one).
     rng = np.random.default_rng(1)
-    for extra in inputs_d[1:]:
+    for position, extra in enumerate(inputs_d[1:], start=1):
         value = quantize(rng.uniform(-1.0, 1.0, tuple(extra["shape"])).astype(np.float32), extra)
-        interp.set_tensor(extra["index"], value)
-
-    def run(x):
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        return interp.get_tensor(out["index"])
+        model.set_input(position, value)
+    run = model.run
 
     start = time.perf_counter_ns()
     run(feeds[0])
@@ -282,10 +363,8 @@ def serve_timing(job, out):
     invokes (ms) as one JSON line, until stdin closes. The caller changes the quota between
     requests."""
     runtime = job.get("runtime", "litert")
-    module = __import__(RUNTIMES[runtime][0], fromlist=["Interpreter"])
-    interp = module.Interpreter(model_path=job["model_path"], num_threads=int(job["threads"]))
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
+    model = open_model(runtime, job["model_path"], int(job["threads"]))()
+    inp = model.inputs[0]
     rng = np.random.default_rng(0)
     x = quantize(rng.uniform(-1.0, 1.0, tuple(inp["shape"])).astype(np.float32), inp)
     # First invoke, then warm up until steady: the caller's unthrottled time must be steady.
@@ -293,8 +372,7 @@ def serve_timing(job, out):
     warmup = []
     while True:
         start = time.perf_counter_ns()
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
+        model.run(x)
         warmup.append(ms(time.perf_counter_ns() - start))
         done, steady = stopping.warmup_done(warmup[1:], protocol)
         if done:
@@ -309,8 +387,7 @@ def serve_timing(job, out):
         samples = []
         for _ in range(n):
             start = time.perf_counter_ns()
-            interp.set_tensor(inp["index"], x)
-            interp.invoke()
+            model.run(x)
             samples.append(ms(time.perf_counter_ns() - start))
         out.write(json.dumps({"samples_ms": samples}) + "\n")
         out.flush()

@@ -1,0 +1,188 @@
+"""LiteRT.js (@litertjs/core) in real Chromium: every TFLite variant of the tiny MobileNetV2
+runs in its WASM build with outputs checked against the float32 reference, and the page loads
+it with every non-loopback request cut off."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.convert.cache import Store
+from edge.convert.pipeline import artifacts_for
+from edge.farm.scheduling.matrix import Cell
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TFLITE = ("tflite-fp32", "tflite-fp16", "tflite-int8-dynamic", "tflite-int8-full",
+          "tflite-int8-full-uint8io")
+
+
+@pytest.fixture(scope="module")
+def mobilenet(tmp_path_factory):
+    """The tiny MobileNetV2 in every TFLite variant (built here: only what this module needs)."""
+    from edge import workflow
+    from edge.convert.targets import garden_target
+    from edge.garden import REGISTRY
+
+    spec = REGISTRY["mobilenet_v2"]
+    build_dir = tmp_path_factory.mktemp("build")
+    target = garden_target(spec.resolve(spec.tiny), variants=TFLITE)
+    workflow.build([target], build_dir, jobs=2)
+    return {"build_dir": build_dir, "targets": [target]}
+
+
+@pytest.fixture(scope="module")
+def measured(mobilenet, tmp_path_factory):
+    from edge.farm.emulation.methods import choose_emulation
+    from tests.test_browser import _measure
+
+    def cells(slug):
+        return [Cell(slug["mobilenet_v2"], v, "litertjs-wasm", "host") for v in TFLITE]
+
+    emulation = choose_emulation()
+    try:
+        yield _measure(mobilenet, tmp_path_factory, cells, emulation)
+    finally:
+        emulation.close()
+
+
+@pytest.mark.parametrize("variant", TFLITE)
+def test_every_tflite_variant_runs_in_litertjs_wasm(measured, variant):
+    rec = measured[f"litertjs-wasm|{variant}|host"]
+    assert rec["status"] == "ok", rec["error"]
+    m = rec["metrics"]
+    assert m["backend"]["name"] == "litertjs-wasm"
+    lat = m["latency"]
+    assert lat["n"] >= 5 and 0 < lat["min"] <= lat["p50"] <= lat["max"]
+    assert m["load_ms"] > 0 and m["first_inference_ms"] > 0
+    assert m["memory"]["leakedTensors"] == 0  # every LiteRT tensor the harness made was deleted
+    fid = m["fidelity"]
+    assert fid["images"] > 0 and fid["status"] in ("pass", "warn", "fail"), fid
+    if variant == "tflite-fp32":
+        assert fid["status"] == "pass", fid["reasons"]
+
+
+def test_litertjs_records_its_build_threads_and_simd(measured):
+    rec = measured["litertjs-wasm|tflite-fp32|host"]
+    facts = rec["metrics"]["backend"]
+    lite = facts["litert"]
+    assert lite["loaded"] is True and lite["version"].startswith("2.5.")
+    assert lite["accelerator"] == "wasm"
+    assert facts["crossOriginIsolated"] is True and lite["build"] == "threaded"
+    assert lite["threadsConfigured"] == rec["threads"]
+    assert facts["wasm"]["simd"] is True and lite["relaxedSimd"] is True
+
+
+def _page_run(mobilenet, variant, tmp_path, images=None, guard=None, then=None):
+    """One harness run of `variant` in LiteRT.js WASM on a fresh page (`guard`: a Playwright
+    route handler for every request; `then(page, config)`: called after the run, its answer
+    returned as the result's "then"); returns the harness's result and the artifact."""
+    import numpy as np
+
+    from edge.farm.runners.browser import BrowserSession, resolve_browser, run_harness
+    from edge.farm.runners.server import LoopbackServer
+    from edge.farm.runners.web_runtime import harness_dir, node_modules
+
+    store = Store(mobilenet["build_dir"])
+    (artifact,) = [a for (_, v), a in artifacts_for(mobilenet["targets"], store).items()
+                   if v == variant]
+    m = artifact.manifest
+    io = m["io"]["inputs"][0]
+    out = m["io"]["outputs"][0]
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    roots = {"harness": harness_dir(), "node_modules": node_modules(),
+             "artifacts": store.root, "data": data}
+    config = {"runtime": "litertjs-wasm",
+              "modelUrl": f"/artifacts/artifacts/{artifact.dir.name}/{m['files'][0]['path']}",
+              "input": {"shape": m["model"]["input_shape"], "dtype": io["dtype"],
+                        "mean": m["model"]["mean"], "std": m["model"]["std"],
+                        "scale": io["scale"], "zeroPoint": io["zero_point"]},
+              "output": {"scale": out["scale"], "zeroPoint": out["zero_point"]}
+              if out["dtype"] in ("int8", "uint8") else None,
+              "returnOutputs": 1, "wasmThreads": 1,
+              "protocol": {"warmup": 1, "max_warmup": 3, "min_runs": 3, "max_runs": 5,
+                           "min_seconds": 0}}
+    if images is not None:
+        (data / "images.bin").write_bytes(np.ascontiguousarray(images, np.uint8).tobytes())
+        config["imagesUrl"] = "/data/images.bin"
+        config["returnOutputs"] = len(images)
+    with LoopbackServer(roots) as server, BrowserSession(resolve_browser()) as session:
+        context = session.browser().new_context()
+        try:
+            if guard is not None:
+                context.route("**/*", guard)
+            page = context.new_page()
+            page.goto(f"{server.url}/harness/index.html")
+            page.wait_for_function("() => document.title === 'ready'")
+            result = run_harness(page, config, 90)
+            if then is not None:
+                result["then"] = then(page, config)
+            return result, artifact
+        finally:
+            context.close()
+
+
+def test_litertjs_loads_with_the_network_cut_off(mobilenet, tmp_path):
+    """Every request the page makes is to the loopback server: anything else is aborted and
+    listed, and LiteRT.js still loads, compiles and runs the model."""
+    from urllib.parse import urlparse
+
+    blocked, served = [], []
+
+    def guard(route):
+        url = route.request.url
+        if urlparse(url).hostname == "127.0.0.1":
+            served.append(url)
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    result, _ = _page_run(mobilenet, "tflite-fp32", tmp_path, guard=guard)
+    assert result["error"] is None
+    assert len(result["samplesMs"]) >= 3 and result["outputs"]
+    assert blocked == []
+    assert any("/node_modules/@litertjs/core/wasm/" in u and u.endswith(".wasm")
+               for u in served), served
+
+
+@pytest.mark.parametrize("variant", ["tflite-int8-full", "tflite-int8-full-uint8io",
+                                     "tflite-int8-dynamic"])
+def test_litertjs_outputs_agree_with_litert_natively(mobilenet, tmp_path, variant):
+    """The page's (dequantized) outputs are the native Interpreter's on the same images: the
+    int8-I/O model's bindings path included, input quantization and all."""
+    import base64
+
+    import numpy as np
+
+    from edge.garden.base import Preprocessing
+    from edge.validate.run import run_tflite
+
+    rng = np.random.default_rng(7)
+    target = mobilenet["targets"][0]
+    images = rng.integers(0, 256, (3, *target.input_size, 3), dtype=np.uint8)
+    result, artifact = _page_run(mobilenet, variant, tmp_path, images=images)
+    assert result["error"] is None, result["error"]
+    got = np.stack([np.frombuffer(base64.b64decode(o["b64"]), np.float32).reshape(o["shape"])
+                    for o in result["outputs"]])[:, 0]
+    inputs = Preprocessing(tuple(target.mean), tuple(target.std)).apply(images)
+    want = run_tflite(artifact.main_file, inputs, threads=1)
+    scale = artifact.manifest["io"]["outputs"][0]["scale"] or 0.0
+    np.testing.assert_allclose(got, want, atol=max(1e-4, 1.01 * scale), rtol=1e-3)
+
+
+def test_litertjs_calibration_workload(mobilenet, tmp_path):
+    """prepare / timeRuns / release (the emulation's calibration and paired blocks) work for
+    LiteRT.js, the int8-I/O model included."""
+
+    def calibrate(page, config):
+        prepared = page.evaluate("cfg => edgeHarness.prepare(cfg)", config)
+        samples = page.evaluate("n => edgeHarness.timeRuns(n)", 4)
+        page.evaluate("() => edgeHarness.release()")
+        return {"prepared": prepared, "samples": samples}
+
+    result, _ = _page_run(mobilenet, "tflite-int8-full", tmp_path, then=calibrate)
+    assert result["error"] is None, result["error"]
+    then = result["then"]
+    assert then["prepared"]["backend"] == "litertjs-wasm"
+    assert len(then["samples"]) == 4 and all(s > 0 for s in then["samples"])
