@@ -71,7 +71,7 @@ def measure_group(bench: Bench, cells: list[Cell], where: Where, checked, finish
     """Measure one comparison group (see the module's docstring); `checked(cell)` gives the
     verified artifact (or records the problem and gives None), `finish(rec)` reports a written
     record, `measure_cell(bench, cell, artifact, where)` measures a cell alone."""
-    cells = sorted(cells, key=lambda c: (c.device != "host", c.device, c.variant))
+    cells = sorted(cells, key=lambda c: c.device != "host")  # hosts first, else run order
     members = [(c, a) for c in cells if (a := checked(c)) is not None]
     if not members:
         return
