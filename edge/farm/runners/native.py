@@ -26,10 +26,18 @@ class NativeRunner(Runner):
 
         if where.session is not None:
             where.session.place(None)  # the local browser's group is not the worker's
-        with TimingWorker(artifact.main_file, runtime=cell.runtime, threads=cell.threads or 1,
-                          cgroup_procs=group.procs_file if group is not None else None,
-                          protocol=bench.protocol.to_dict(),
-                          timeout_s=bench.protocol.timeout_s) as worker:
+        children = _child_pids()
+        try:
+            worker = TimingWorker(artifact.main_file, runtime=cell.runtime,
+                                  threads=cell.threads or 1,
+                                  cgroup_procs=group.procs_file if group is not None else None,
+                                  protocol=bench.protocol.to_dict(),
+                                  timeout_s=bench.protocol.timeout_s)
+        except BaseException:
+            # Interrupted inside Popen, after the fork: no handle to the worker (see `run`).
+            _kill_children_except(children)
+            raise
+        with worker:
             yield worker.time
 
     def run(self, bench, cell, artifact, where: Where) -> dict:

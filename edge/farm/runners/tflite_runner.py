@@ -249,9 +249,13 @@ class TimingWorker:
         self.proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True, start_new_session=True)
-        self._send(json.dumps(job))
-        if not self._receive().get("ready"):
-            raise RuntimeError("the timing worker did not load the model")
+        try:
+            self._send(json.dumps(job))
+            if not self._receive().get("ready"):
+                raise RuntimeError("the timing worker did not load the model")
+        except BaseException:
+            self.kill()
+            raise
 
     def _send(self, line: str) -> None:
         self.proc.stdin.write(line + "\n")
@@ -280,8 +284,17 @@ class TimingWorker:
                 _kill_group(self.proc)
                 self.proc.wait()
 
+    def kill(self) -> None:
+        """Stop the worker now (an interrupted run: nothing of it is worth waiting for)."""
+        if self.proc.poll() is None:
+            _kill_group(self.proc)
+        self.proc.wait()
+
     def __enter__(self) -> TimingWorker:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.kill()
