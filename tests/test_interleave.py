@@ -81,6 +81,30 @@ def test_every_cell_keeps_its_turn_until_all_are_done():
     assert quick.stop_reason and long.stop_reason
 
 
+def test_a_throttled_cell_is_tuned_to_its_target_before_the_rounds_that_count():
+    """A calibration that landed off target (here: 4x at 2000 us for a 3x target, the run time
+    inversely proportional to the quota) is corrected from the first rounds against the host
+    cell; those rounds' samples are dropped."""
+    state = {"quota": None}
+
+    def set_quota(quota, period):
+        state["quota"] = quota
+
+    def time_runs(n):
+        factor = 1.0 if state["quota"] is None else 4.0 * 2000 / state["quota"]
+        return [10.0 * factor] * n
+
+    host = Arm("host", time_runs)
+    phone = Arm("phone", time_runs, quota_us=2000, period_us=8000, target=3.0, host=host,
+                max_quota_us=8000)
+    interleave([host, phone], set_quota, PROTOCOL)
+    assert phone.tuning == {"quota_us": 2000, "slowdown": 4.0, "rounds": 3}
+    assert phone.quota_us == 2667
+    assert statistics.median(phone.samples) / statistics.median(host.samples) == \
+        pytest.approx(3.0, rel=0.01)
+    assert len(phone.samples) == phone.blocks * phone.runs_per_block  # tuning samples dropped
+
+
 def test_block_size_is_about_200_ms_of_work():
     assert block_runs([20.0, 20.0, 21.0]) == 10
     assert block_runs([1000.0]) == 3

@@ -12,7 +12,8 @@ under its own CPU quota in the same page or worker as the host's blocks of the s
 Each cell stops by `edge.stopping.sampling_done` (the median's 95 % interval within the target,
 or a cap); cells already done keep their turn until every cell is done, so no cell's samples
 come from a quieter or busier stretch than the others'. The first run of every block is
-discarded: it may straddle the quota change.
+discarded: it may straddle the quota change. A throttled cell with a target and a host cell is
+first tuned: its quota corrected once from a few rounds against its host (`_tune`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ BLOCK_RUNS = (3, 30)
 DISCARD = 1
 #: Every cell gets at least this many blocks, so its samples span the group's time.
 MIN_ROUNDS = 3
+#: Rounds that tune each throttled cell's quota against its host cell before the rounds that
+#: count (their samples are dropped), and how close the tuned slowdown must already be to be
+#: left alone.
+TUNE_ROUNDS = 3
+TUNE_TOLERANCE = 0.03
 
 
 @dataclass
@@ -47,6 +53,13 @@ class Arm:
     blocks: int = 0
     runs_per_block: int | None = None
     stop_reason: str | None = None
+    #: A throttled arm's target slowdown against `host` (tuned in the first rounds; see
+    #: `interleave`), and the largest quota that still throttles (threads x period).
+    target: float | None = None
+    host: Arm | None = None
+    max_quota_us: int | None = None
+    #: What tuning did: the quota it started from and the slowdown it measured there.
+    tuning: dict | None = None
 
 
 def block_runs(probe_ms: Sequence[float], block_ms: float = BLOCK_MS) -> int:
@@ -67,14 +80,12 @@ def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None]
         return 0
     rounds = 0
     try:
+        if any(a.target and a.host is not None and a.quota_us for a in arms):
+            _tune(arms, set_quota)
         while rounds < max_rounds:
             start = rounds % len(arms)
             for arm in arms[start:] + arms[:start]:
-                set_quota(arm.quota_us, arm.period_us)
-                if arm.runs_per_block is None:
-                    arm.runs_per_block = block_runs(arm.time_runs(DISCARD + 3)[DISCARD:])
-                got = arm.time_runs(DISCARD + arm.runs_per_block)[DISCARD:]
-                arm.samples.extend(float(s) for s in got)
+                _block(arm, set_quota)
                 arm.blocks += 1
                 if arm.stop_reason is None and rounds + 1 >= MIN_ROUNDS:
                     done, reason = sampling_done(arm.samples, protocol)
@@ -90,6 +101,37 @@ def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None]
     for arm in arms:
         arm.stop_reason = arm.stop_reason or "max_rounds"
     return rounds
+
+
+def _block(arm: Arm, set_quota) -> None:
+    set_quota(arm.quota_us, arm.period_us)
+    if arm.runs_per_block is None:
+        arm.runs_per_block = block_runs(arm.time_runs(DISCARD + 3)[DISCARD:])
+    arm.samples.extend(float(s) for s in arm.time_runs(DISCARD + arm.runs_per_block)[DISCARD:])
+
+
+def _tune(arms: list[Arm], set_quota) -> None:
+    """`TUNE_ROUNDS` interleaved rounds; then each throttled arm's quota is corrected once by
+    its measured slowdown against its host arm (run time taken as inversely proportional to
+    the quota), and every sample of these rounds is dropped. A calibration of a few paired
+    blocks is off by the host's drift during those blocks; these rounds see the same stretch
+    of time for the arm and its host."""
+    for r in range(TUNE_ROUNDS):
+        start = r % len(arms)
+        for arm in arms[start:] + arms[:start]:
+            _block(arm, set_quota)
+    for arm in arms:
+        if arm.target and arm.host is not None and arm.quota_us:
+            got = ratio(arm.samples, arm.host.samples)
+            arm.tuning = {"quota_us": arm.quota_us, "slowdown": None if got is None
+                          else round(got, 4), "rounds": TUNE_ROUNDS}
+            if got and abs(got / arm.target - 1) > TUNE_TOLERANCE:
+                quota = arm.quota_us * got / arm.target
+                if arm.max_quota_us:
+                    quota = min(quota, arm.max_quota_us)
+                arm.quota_us = max(1, int(round(quota)))
+    for arm in arms:
+        arm.samples.clear()
 
 
 def ratio(slow: Sequence[float], fast: Sequence[float]) -> float | None:

@@ -148,7 +148,8 @@ def _interleaved(bench: Bench, members, where: Where) -> dict:
                 bench.console.print(escape(
                     f"    {c.device} {variant}: quota {cal.quota_us} us / {cal.period_us} us "
                     f"-> x{cal.achieved:.2f} (target {target:.2f})"))
-                arm = Arm(c, time_runs, cal.quota_us, cal.period_us)
+                arm = Arm(c, time_runs, cal.quota_us, cal.period_us, target=target, host=host,
+                          max_quota_us=(c.threads or 1) * cal.period_us)
                 arms.append(arm)
                 out[c] = {"arm": arm, "host": host, "calibration": cal}
 
@@ -185,6 +186,7 @@ def _merge(bench: Bench, rec: dict, timed: dict) -> None:
         "cells": timed.get("cells"), "rounds": timed.get("rounds"), "blocks": arm.blocks,
         "runs_per_block": arm.runs_per_block, "discarded_per_block": DISCARD,
         "stop_reason": arm.stop_reason, "quota_us": arm.quota_us, "period_us": arm.period_us,
+        "tuning": arm.tuning,
         "alone_protocol": cold_protocol(bench.protocol).to_dict()}
     if cell.device == "host" or "emulation" not in rec:
         return
@@ -203,3 +205,6 @@ def _merge(bench: Bench, rec: dict, timed: dict) -> None:
                 "throttled_ms": round(statistics.median(arm.samples), 4),
                 "host_blocks": host.blocks, "blocks": arm.blocks,
                 "runs_per_block": arm.runs_per_block})
+    # the quota the counted rounds ran under (tuning may have corrected the calibrated one)
+    rec["emulation"]["quota_us"] = arm.quota_us
+    rec["emulation"]["tuning"] = arm.tuning
