@@ -9,9 +9,11 @@ and on every emulated phone) are timed in rounds, each round one short block per
 rotating order, so every cell samples the same stretch of time. An emulated phone's blocks run
 under its own CPU quota in the same page or worker as the host's blocks of the same variant.
 
-Each cell stops by `edge.stopping.sampling_done` (the median's 95 % interval within the target,
-or a cap); cells already done keep their turn until every cell is done, so no cell's samples
-come from a quieter or busier stretch than the others'. The first run of every block is
+The group stops when every cell is done by `edge.stopping.sampling_done` (its median's 95 %
+interval within the target) or as soon as one cell reaches a cap (runs or timed seconds): cells
+already done keep their turn until then, so no cell's samples come from a quieter or busier
+stretch than the others', and no cell's samples exceed the protocol's caps (those not done by
+then say ``group_cap``). The first run of every block is
 discarded: it may straddle the quota change. A throttled cell with a target and a host cell is
 first tuned: its quota corrected once from a few rounds against its host (`_tune`).
 """
@@ -31,6 +33,8 @@ BLOCK_MS = 200.0
 BLOCK_RUNS = (3, 30)
 #: Discarded runs at the start of every block.
 DISCARD = 1
+#: Stopping reasons of `sampling_done` that are caps: the first cell at a cap ends the group.
+CAPS = ("max_runs", "max_seconds")
 #: Every cell gets at least this many blocks, so its samples span the group's time.
 MIN_ROUNDS = 3
 #: Rounds that tune each throttled cell's quota against its host cell before the rounds that
@@ -87,19 +91,25 @@ def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None]
             for arm in arms[start:] + arms[:start]:
                 _block(arm, set_quota)
                 arm.blocks += 1
-                if arm.stop_reason is None and rounds + 1 >= MIN_ROUNDS:
-                    done, reason = sampling_done(arm.samples, protocol)
-                    if done:
-                        arm.stop_reason = reason
             rounds += 1
             if on_round is not None:
                 on_round(rounds)
-            if all(a.stop_reason for a in arms):
+            if rounds < MIN_ROUNDS:
+                continue
+            for arm in arms:
+                done, reason = sampling_done(arm.samples, protocol)
+                arm.stop_reason = reason if done else None
+            capped = any(a.stop_reason in CAPS for a in arms)
+            if capped or all(a.stop_reason for a in arms):
                 break
     finally:
         set_quota(None, None)
+    cap = int(protocol.get("max_runs") or 0)
     for arm in arms:
-        arm.stop_reason = arm.stop_reason or "max_rounds"
+        if cap and len(arm.samples) > cap:
+            del arm.samples[cap:]  # at most the cap (the last block may run past it)
+        arm.stop_reason = arm.stop_reason or ("group_cap" if rounds < max_rounds
+                                              else "max_rounds")
     return rounds
 
 
