@@ -381,7 +381,7 @@ def test_two_shards_merged_are_the_unsharded_run(tiny_build, tmp_path, capsys):
     code, out = run(capsys, "report", "--run", "merged", "--reports-dir", str(reports))
     assert code == 0, out
     code, out = run(capsys, "pick", "--run", "merged", "--reports-dir", str(reports),
-                    "--device", "host", "--json")
+                    "--device", "host", "--model", "mobilenet_v2", "--json")
     assert code == 0, out
     assert json.loads(out)["best"]["runtime"] == "litert"
 
