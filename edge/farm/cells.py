@@ -123,12 +123,10 @@ class Bench:
         self.noise_repeats = noise_repeats  # fresh pages/workers of the noise probe (< 2: none)
         self._host_p50: dict[str, float] | None = None  # host cell id -> p50, read lazily
         #: While a list: records are kept here instead of written (a comparison group's cells
-        #: wait for their interleaved latency, `edge.farm.scheduling.interleaved`), and
-        #: emulated cells skip their own paired measurement (the group's blocks replace it).
+        #: wait for their interleaved latency, `edge.farm.scheduling.interleaved`), emulated
+        #: cells skip their own paired measurement (the group's blocks replace it), and a cell
+        #: is measured with the short `alone_protocol`.
         self.held: list[dict] | None = None
-        #: Protocol of a held cell's own page or worker (its load, first run, warm-up, outputs);
-        #: its latency comes from the group's interleaved blocks.
-        self.cold_protocol = None
         self.shard = shard  # "i/n" of a sharded run (`edge bench --shard`), else None
 
     # -- records ----------------------------------------------------------------------------
@@ -179,9 +177,11 @@ class Bench:
 
     @property
     def cell_protocol(self):
-        """The protocol of the cell being measured in its own page or worker."""
-        return self.cold_protocol if self.held is not None and self.cold_protocol else \
-            self.protocol
+        """The protocol of the cell being measured in its own page or worker: the run's, or in
+        a comparison group (its latency comes from the interleaved blocks) `alone_protocol`."""
+        from edge.farm.protocol.protocol import alone_protocol
+
+        return self.protocol if self.held is None else alone_protocol(self.protocol)
 
     def provenance(self, cell) -> dict:
         """Where the cell was measured: this machine, the profile's endpoint (or "local") and

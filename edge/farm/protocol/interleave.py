@@ -74,8 +74,7 @@ def block_runs(probe_ms: Sequence[float], block_ms: float = BLOCK_MS) -> int:
 
 
 def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None], None],
-               protocol: dict, *, max_rounds: int = 10_000,
-               on_round: Callable[[int], None] | None = None) -> int:
+               protocol: dict, *, max_rounds: int = 10_000) -> int:
     """Time every arm in rounds until each is done by `protocol`'s stopping rule (or
     `max_rounds`); returns the number of rounds. `set_quota(None, None)` lifts the throttle,
     and is where it is left."""
@@ -92,8 +91,6 @@ def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None]
                 _block(arm, set_quota)
                 arm.blocks += 1
             rounds += 1
-            if on_round is not None:
-                on_round(rounds)
             if rounds < MIN_ROUNDS:
                 continue
             for arm in arms:

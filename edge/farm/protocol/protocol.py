@@ -20,6 +20,7 @@ recorded with status ``timeout``. The defaults live in `edge.stopping.DEFAULTS`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -156,6 +157,20 @@ PRESETS: dict[str, Protocol] = {
                      min_seconds=3.0, max_runs=1000, max_seconds=120.0, target_ci=0.02,
                      timeout_s=600.0),
 }
+
+
+#: A cell measured alone inside a group: warm-up and sampling capped (its latency comes from the
+#: interleaved blocks).
+ALONE_WARMUP_S = 2.0
+ALONE_SAMPLING_S = 1.0
+
+
+def alone_protocol(protocol: Protocol) -> Protocol:
+    """The protocol of a group's cell measured alone: the run's, with short caps."""
+    return dataclasses.replace(
+        protocol, max_warmup_seconds=min(protocol.max_warmup_seconds, ALONE_WARMUP_S),
+        min_runs=min(protocol.min_runs, 3), min_seconds=min(protocol.min_seconds, 0.3),
+        max_seconds=min(protocol.max_seconds, ALONE_SAMPLING_S))
 
 
 def summarize(samples_ms: Sequence[float], warmup_samples: Sequence[float] | None = None,

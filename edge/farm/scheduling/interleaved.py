@@ -11,7 +11,7 @@ A group is measured in three steps:
    phone blocks under the phone's quota, all in the same stretch of time.
 2. **Each cell alone**, in a fresh page or worker (under its phone's quota): load time, first
    run, warm-up, memory, outputs for fidelity, and a short look at its latency
-   (``metrics.latency_alone``) with `cold_protocol`.
+   (``metrics.latency_alone``) with `edge.farm.protocol.protocol.alone_protocol`.
 3. **Records.** ``metrics.latency`` is the interleaved one; ``metrics.interleaved`` says how it
    was taken; an emulated cell's ``emulation.achieved_slowdown`` (and ``achieved_vs_host``) is
    its p50 over the host cell's p50 of the same variant from the same rounds. Host records are
@@ -23,7 +23,6 @@ why it was not interleaved. An interrupted group writes nothing; `--resume` meas
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from contextlib import ExitStack
 
@@ -31,22 +30,10 @@ from rich.markup import escape
 
 from edge.farm.cells import Bench, workload_name
 from edge.farm.protocol.interleave import DISCARD, Arm, block_runs, interleave, ratio
+from edge.farm.protocol.protocol import alone_protocol
 from edge.farm.runners.base import Where
 from edge.farm.runners.table import runner_for
 from edge.farm.scheduling.matrix import Cell
-
-#: A cell measured alone inside a group: warm-up and sampling capped (its latency comes from the
-#: interleaved blocks).
-COLD_WARMUP_S = 2.0
-COLD_SAMPLING_S = 1.0
-
-
-def cold_protocol(protocol):
-    """The protocol of a group's cell measured alone: the run's, with short caps."""
-    return dataclasses.replace(
-        protocol, max_warmup_seconds=min(protocol.max_warmup_seconds, COLD_WARMUP_S),
-        min_runs=min(protocol.min_runs, 3), min_seconds=min(protocol.min_seconds, 0.3),
-        max_seconds=min(protocol.max_seconds, COLD_SAMPLING_S))
 
 
 def comparison_groups(cells: list[Cell], catalog: dict, emulation) -> list[list[Cell]]:
@@ -82,7 +69,7 @@ def measure_group(bench: Bench, cells: list[Cell], where: Where, checked, finish
         timed = _interleaved(bench, members, where)
     except Exception as exc:  # noqa: BLE001 - each cell is still measured alone
         timed = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"}
-    bench.held, bench.cold_protocol = [], cold_protocol(bench.protocol)
+    bench.held = []
     try:
         for cell, artifact in members:
             arm = timed.get(cell)
@@ -92,7 +79,7 @@ def measure_group(bench: Bench, cells: list[Cell], where: Where, checked, finish
             measure_cell(bench, cell, artifact, where)
         held = bench.held
     finally:
-        bench.held, bench.cold_protocol = None, None
+        bench.held = None
     for rec in held:
         _merge(bench, rec, timed)
         bench.write(rec)
@@ -111,7 +98,6 @@ def _interleaved(bench: Bench, members, where: Where) -> dict:
         variants.setdefault(cell.variant, []).append((cell, artifact))
     with ExitStack() as stack:
         arms: list[Arm] = []
-        hosts: dict[str, Arm] = {}
         shares: dict[str, float] = {}  # device -> its last quota share: the next one's start
         for variant, pairs in variants.items():
             cell, artifact = pairs[0]
@@ -124,7 +110,6 @@ def _interleaved(bench: Bench, members, where: Where) -> dict:
                     out[c] = {"error": f"not interleaved: could not load for timing: {why}"}
                 continue
             host = Arm(("host", variant), time_runs)
-            hosts[variant] = host
             arms.append(host)
             probe = None
             for c, art in pairs:
@@ -187,7 +172,7 @@ def _merge(bench: Bench, rec: dict, timed: dict) -> None:
         "runs_per_block": arm.runs_per_block, "discarded_per_block": DISCARD,
         "stop_reason": arm.stop_reason, "quota_us": arm.quota_us, "period_us": arm.period_us,
         "tuning": arm.tuning,
-        "alone_protocol": cold_protocol(bench.protocol).to_dict()}
+        "alone_protocol": alone_protocol(bench.protocol).to_dict()}
     if cell.device == "host" or "emulation" not in rec:
         return
     achieved = ratio(arm.samples, host.samples)
