@@ -81,28 +81,85 @@ def test_every_cell_keeps_its_turn_until_all_are_done():
     assert quick.stop_reason and long.stop_reason
 
 
-def test_a_throttled_cell_is_tuned_to_its_target_before_the_rounds_that_count():
-    """A calibration that landed off target (here: 4x at 2000 us for a 3x target, the run time
-    inversely proportional to the quota) is corrected from the first rounds against the host
-    cell; those rounds' samples are dropped."""
-    state = {"quota": None}
+class ThrottledModel:
+    """A model of 10 ms per run whose throttled time is `scale` x (2000 us / quota)^`elasticity`
+    times longer; `after` (calls, scale) changes the scale once that many blocks have run."""
 
-    def set_quota(quota, period):
-        state["quota"] = quota
+    def __init__(self, scale=4.0, elasticity=1.0, after=None):
+        self.quota = None
+        self.scale, self.elasticity, self.after, self.calls = scale, elasticity, after, 0
 
-    def time_runs(n):
-        factor = 1.0 if state["quota"] is None else 4.0 * 2000 / state["quota"]
+    def set_quota(self, quota, period):
+        self.quota = quota
+
+    def time_runs(self, n):
+        self.calls += 1
+        if self.after and self.calls > self.after[0]:
+            self.scale = self.after[1]
+        factor = 1.0 if self.quota is None else \
+            self.scale * (2000 / self.quota) ** self.elasticity
         return [10.0 * factor] * n
 
-    host = Arm("host", time_runs)
-    phone = Arm("phone", time_runs, quota_us=2000, period_us=8000, target=3.0, host=host,
+
+def test_a_throttled_cell_is_steered_to_its_target_before_the_rounds_that_count():
+    """A first quota off target (4x at 2000 us for a 3x target, run time inversely proportional
+    to the quota) is moved by the slowdown against the host arm: one step by the assumed
+    elasticity, then by the elasticity the two quotas showed; the steering samples are
+    dropped."""
+    model = ThrottledModel()
+    host = Arm("host", model.time_runs)
+    phone = Arm("phone", model.time_runs, quota_us=2000, period_us=8000, target=3.0, host=host,
                 max_quota_us=8000)
-    interleave([host, phone], set_quota, PROTOCOL)
-    assert phone.tuning == {"quota_us": 2000, "slowdown": 4.0, "rounds": 3}
-    assert phone.quota_us == 2667
+    interleave([host, phone], model.set_quota, PROTOCOL)
+    steer = [s for s in phone.steps if s["phase"] == "steer"]
+    assert [s["quota_us"] for s in steer] == [2000, 2423, 2667]
+    assert [s["slowdown"] for s in steer] == pytest.approx([4.0, 3.3016, 3.0], abs=1e-3)
+    assert phone.settled and phone.quota_us == 2667
     assert statistics.median(phone.samples) / statistics.median(host.samples) == \
         pytest.approx(3.0, rel=0.01)
-    assert len(phone.samples) == phone.blocks * phone.runs_per_block  # tuning samples dropped
+    assert len(phone.samples) == phone.blocks * phone.runs_per_block  # steering samples dropped
+    assert all(s["phase"] == "track" for s in phone.steps[len(steer):])
+
+
+def test_a_steep_throttle_is_bracketed_not_overshot():
+    """Run time that answers the quota with elasticity 2.5 (a spinning thread pool): steps by
+    the assumed elasticity overshoot; the bracket then interpolates and the arm settles."""
+    model = ThrottledModel(scale=6.0, elasticity=2.5)
+    host = Arm("host", model.time_runs)
+    phone = Arm("phone", model.time_runs, quota_us=2000, period_us=8000, target=3.0, host=host,
+                max_quota_us=8000)
+    interleave([host, phone], model.set_quota, PROTOCOL)
+    assert phone.settled
+    assert statistics.median(phone.samples) / statistics.median(host.samples) == \
+        pytest.approx(3.0, rel=0.05)
+
+
+def test_a_drift_while_the_rounds_count_is_tracked_and_recorded():
+    """The throttled model gets 30 % slower after the steering: a tracking step brings the
+    slowdown back, the samples taken at either quota stay, and both quotas are recorded."""
+    model = ThrottledModel(after=(12, 5.2))
+    host = Arm("host", model.time_runs)
+    phone = Arm("phone", model.time_runs, quota_us=2667, period_us=8000, target=3.0, host=host,
+                max_quota_us=8000)
+    interleave([host, phone], model.set_quota, {**PROTOCOL, "min_runs": 150,
+                                                 "max_runs": 300})
+    track = [s for s in phone.steps if s["phase"] == "track"]
+    assert any(s["slowdown"] > 3.3 for s in track)  # the drift was seen
+    assert len({s["quota_us"] for s in track}) > 1  # and answered
+    assert track[-1]["slowdown"] == pytest.approx(3.0, rel=0.1)
+    assert phone.quota_us > 2667
+
+
+def test_steering_stays_inside_its_bracket_and_its_limits():
+    from edge.farm.protocol.interleave import steer_step
+    # too slow at 1000 (x6), too fast at 4000 (x2): the next quota lies between them
+    nxt = steer_step([(1000, 6.0), (4000, 2.0)], 3.0, 500, 8000)
+    assert 1000 < nxt < 4000
+    # one point: at most a halving/doubling, and never past the floor or the ceiling
+    assert steer_step([(2000, 100.0)], 3.0, 500, 8000) == pytest.approx(4000)
+    assert steer_step([(600, 100.0)], 3.0, 500, 8000) == pytest.approx(1200)
+    assert steer_step([(7000, 1.01)], 3.0, 500, 8000) == pytest.approx(3500)
+    assert steer_step([(5000, 100.0)], 3.0, 500, 8000) == 8000
 
 
 def test_block_size_is_about_200_ms_of_work():

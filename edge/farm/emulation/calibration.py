@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge.farm.emulation.cgroups import DEFAULT_PERIOD_US, MIN_QUOTA_US, CpuGroup
+from edge.farm.protocol.interleave import steer_step
 
 #: A calibration stops once the workload's slowdown is this close to the target (relative).
 CALIBRATION_TOLERANCE = 0.05
@@ -73,9 +74,9 @@ def calibrate_quota(group: CpuGroup, time_runs: Callable[[], list[float]], targe
                     start_share: float | None = None) -> Calibration:
     """Find the quota at which `time_runs` (a few timed runs of the calibration workload, ms)
     is `target` times slower than unthrottled. Each step measures the slowdown against an
-    unthrottled block taken just before it (`paired_slowdown`); the workload's time is taken as
-    inversely proportional to the quota between steps (a secant step in log space once two
-    points are known); the best step is kept when none lands within `tolerance`.
+    unthrottled block taken just before it (`paired_slowdown`); the next quota comes from
+    `edge.farm.protocol.interleave.steer_step`, as for a comparison group's steering; the best
+    step is kept when none lands within `tolerance`.
     `start_share`: the first quota as a share of ``threads x period`` (e.g. what the same
     device's last calibration found), instead of ``1 / target``."""
     group.set_quota(None)
@@ -89,11 +90,9 @@ def calibrate_quota(group: CpuGroup, time_runs: Callable[[], list[float]], targe
     share = start_share if start_share and 0 < start_share <= 1 else 1 / target
     quota = threads * group.period_us * share
     ceiling = threads * group.period_us  # no throttle at all
-    too_slow: tuple[float, float] | None = None  # (log quota, log achieved), achieved > target
-    too_fast: tuple[float, float] | None = None  # achieved < target
+    points: list[tuple[float, float]] = []
     best: tuple[float, int, float] | None = None  # (error, quota, achieved)
     bases = []
-    goal = math.log(target)
     for _ in range(max_steps):
         group.set_quota(quota)
         quota = group.quota_us or quota
@@ -106,20 +105,8 @@ def calibrate_quota(group: CpuGroup, time_runs: Callable[[], list[float]], targe
             best = (error, int(quota), achieved)
         if error <= tolerance:
             break
-        point = (math.log(quota), math.log(max(achieved, 1e-6)))
-        if achieved > target:
-            too_slow = point
-        else:
-            too_fast = point
-        if too_slow and too_fast and too_fast[1] < too_slow[1]:
-            # Bracketed: interpolate in log space, kept inside the bracket (noise-proof).
-            (q0, a0), (q1, a1) = too_slow, too_fast
-            frac = min(0.8, max(0.2, (goal - a0) / (a1 - a0)))
-            log_quota = q0 + frac * (q1 - q0)
-        else:
-            # Time taken as inversely proportional to the quota; at most a doubling per step.
-            log_quota = point[0] + max(-math.log(2), min(math.log(2), point[1] - goal))
-        quota = min(ceiling, max(MIN_QUOTA_US, math.exp(log_quota)))
+        points.append((quota, achieved))
+        quota = steer_step(points, target, MIN_QUOTA_US, ceiling)
     assert best is not None
     group.set_quota(best[1])
     cal.base_ms = statistics.median(bases)

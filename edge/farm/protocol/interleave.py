@@ -14,8 +14,16 @@ interval within the target) or as soon as one cell reaches a cap (runs or timed 
 already done keep their turn until then, so no cell's samples come from a quieter or busier
 stretch than the others', and no cell's samples exceed the protocol's caps (those not done by
 then say ``group_cap``). The first run of every block is
-discarded: it may straddle the quota change. A throttled cell with a target and a host cell is
-first tuned: its quota corrected once from a few rounds against its host (`_tune`).
+discarded: it may straddle the quota change.
+
+A throttled cell with a target and a host cell is steered to its target before the rounds that
+count (`_steer`): its quota moved, step by step, by the slowdown its blocks showed against its
+host cell's blocks of the same rounds, until that slowdown is within `STEER_TOLERANCE` of the
+target; those rounds' samples are dropped. While the rounds count, the quota keeps tracking
+the target (`_track`): a throttled page or worker drifts too, and not as its unthrottled twin
+does, so a quota that gave the target a minute ago may not give it now. What is held fixed is
+the slowdown, which is what the phone's profile says, not the quota, which is a means to it;
+every quota change is recorded (``Arm.steps``).
 """
 
 from __future__ import annotations
@@ -37,11 +45,19 @@ DISCARD = 1
 CAPS = ("max_runs", "max_seconds")
 #: Every cell gets at least this many blocks, so its samples span the group's time.
 MIN_ROUNDS = 3
-#: Rounds that tune each throttled cell's quota against its host cell before the rounds that
-#: count (their samples are dropped), and how close the tuned slowdown must already be to be
-#: left alone.
-TUNE_ROUNDS = 3
-TUNE_TOLERANCE = 0.03
+#: Steering before the rounds that count: a step is this many rounds at one quota; at most
+#: this many steps; an arm within this of its target slowdown is settled.
+STEER_ROUNDS = 2
+STEER_STEPS = 5
+STEER_TOLERANCE = 0.05
+#: Tracking while the rounds count: every this many rounds, an arm whose slowdown over them is
+#: further than this from its target gets one steering step.
+TRACK_ROUNDS = 3
+TRACK_TOLERANCE = 0.10
+#: How a run's time answers a quota change before two quotas were tried (time ~ quota^-e):
+#: above 1, because a throttled thread pool also loses time spinning and waking.
+ELASTICITY = 1.5
+ELASTICITY_RANGE = (0.5, 3.0)
 
 
 @dataclass
@@ -57,13 +73,20 @@ class Arm:
     blocks: int = 0
     runs_per_block: int | None = None
     stop_reason: str | None = None
-    #: A throttled arm's target slowdown against `host` (tuned in the first rounds; see
-    #: `interleave`), and the largest quota that still throttles (threads x period).
+    #: A throttled arm's target slowdown against `host` (steered to; see `interleave`), the
+    #: largest quota that still throttles (threads x period) and the smallest the kernel takes.
     target: float | None = None
     host: Arm | None = None
     max_quota_us: int | None = None
-    #: What tuning did: the quota it started from and the slowdown it measured there.
-    tuning: dict | None = None
+    min_quota_us: int = 1
+    #: Every quota it ran under and the slowdown measured there: {"phase": "steer" | "track",
+    #: "quota_us", "slowdown", "rounds"}; `settled`: steering reached the target.
+    steps: list[dict] = field(default_factory=list)
+    settled: bool = False
+
+    @property
+    def steered(self) -> bool:
+        return bool(self.target and self.host is not None and self.quota_us)
 
 
 def block_runs(probe_ms: Sequence[float], block_ms: float = BLOCK_MS) -> int:
@@ -83,14 +106,16 @@ def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None]
         return 0
     rounds = 0
     try:
-        if any(a.target and a.host is not None and a.quota_us for a in arms):
-            _tune(arms, set_quota)
+        if any(a.steered for a in arms):
+            _steer(arms, set_quota)
+        marks = {id(a): (0, 0) for a in arms}  # sample counts where the tracking window opens
         while rounds < max_rounds:
-            start = rounds % len(arms)
-            for arm in arms[start:] + arms[:start]:
-                _block(arm, set_quota)
+            _round(arms, rounds, set_quota)
+            for arm in arms:
                 arm.blocks += 1
             rounds += 1
+            if rounds % TRACK_ROUNDS == 0:
+                _track(arms, marks, rounds)
             if rounds < MIN_ROUNDS:
                 continue
             for arm in arms:
@@ -110,6 +135,13 @@ def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None]
     return rounds
 
 
+def _round(arms: list[Arm], index: int, set_quota) -> None:
+    """One block of every arm, the order rotated by the round's index."""
+    start = index % len(arms)
+    for arm in arms[start:] + arms[:start]:
+        _block(arm, set_quota)
+
+
 def _block(arm: Arm, set_quota) -> None:
     set_quota(arm.quota_us, arm.period_us)
     if arm.runs_per_block is None:
@@ -117,28 +149,98 @@ def _block(arm: Arm, set_quota) -> None:
     arm.samples.extend(float(s) for s in arm.time_runs(DISCARD + arm.runs_per_block)[DISCARD:])
 
 
-def _tune(arms: list[Arm], set_quota) -> None:
-    """`TUNE_ROUNDS` interleaved rounds; then each throttled arm's quota is corrected once by
-    its measured slowdown against its host arm (run time taken as inversely proportional to
-    the quota), and every sample of these rounds is dropped. A calibration of a few paired
-    blocks is off by the host's drift during those blocks; these rounds see the same stretch
-    of time for the arm and its host."""
-    for r in range(TUNE_ROUNDS):
-        start = r % len(arms)
-        for arm in arms[start:] + arms[:start]:
-            _block(arm, set_quota)
-    for arm in arms:
-        if arm.target and arm.host is not None and arm.quota_us:
-            got = ratio(arm.samples, arm.host.samples)
-            arm.tuning = {"quota_us": arm.quota_us, "slowdown": None if got is None
-                          else round(got, 4), "rounds": TUNE_ROUNDS}
-            if got and abs(got / arm.target - 1) > TUNE_TOLERANCE:
-                quota = arm.quota_us * got / arm.target
-                if arm.max_quota_us:
-                    quota = min(quota, arm.max_quota_us)
-                arm.quota_us = max(1, int(round(quota)))
+def _steer(arms: list[Arm], set_quota) -> None:
+    """Steps of `STEER_ROUNDS` interleaved rounds; after each, every unsettled throttled arm's
+    quota moves by `steer_step` from the slowdown its blocks showed against its host arm's
+    blocks of the same rounds (same stretch of time, so the host's drift cancels), until all
+    are within `STEER_TOLERANCE` or `STEER_STEPS` steps are done. Every sample of these rounds
+    is dropped."""
+    steered = [a for a in arms if a.steered]
+    index = 0
+    for _ in range(STEER_STEPS):
+        marks = {id(a): len(a.samples) for a in arms}
+        for _ in range(STEER_ROUNDS):
+            _round(arms, index, set_quota)
+            index += 1
+        for arm in steered:
+            if arm.settled:
+                continue
+            got = ratio(arm.samples[marks[id(arm)]:], arm.host.samples[marks[id(arm.host)]:])
+            arm.steps.append({"phase": "steer", "quota_us": arm.quota_us, "rounds": STEER_ROUNDS,
+                              "slowdown": None if got is None else round(got, 4)})
+            if got is None:
+                continue
+            if abs(got / arm.target - 1) <= STEER_TOLERANCE:
+                arm.settled = True
+            else:
+                arm.quota_us = _next_quota(arm)
+        if all(a.settled for a in steered):
+            break
+    if not all(a.settled for a in steered):  # the best quota seen, for the rounds that count
+        for arm in steered:
+            if not arm.settled:
+                best = min((s for s in arm.steps if s["slowdown"]),
+                           key=lambda s: abs(math.log(s["slowdown"] / arm.target)), default=None)
+                if best is not None:
+                    arm.quota_us = best["quota_us"]
     for arm in arms:
         arm.samples.clear()
+
+
+def _track(arms: list[Arm], marks: dict, rounds: int) -> None:
+    """Every `TRACK_ROUNDS` counted rounds: a throttled arm whose slowdown over them (against
+    its host arm's blocks of the same rounds) is further than `TRACK_TOLERANCE` from its target
+    gets one steering step. The samples stay: they were taken under the quota recorded for
+    them in `Arm.steps`."""
+    for arm in arms:
+        if not arm.steered:
+            continue
+        mine, theirs = marks[id(arm)]
+        got = ratio(arm.samples[mine:], arm.host.samples[theirs:])
+        if got is None:
+            continue
+        step = {"phase": "track", "quota_us": arm.quota_us, "rounds": TRACK_ROUNDS,
+                "slowdown": round(got, 4)}
+        arm.steps.append(step)
+        if abs(got / arm.target - 1) > TRACK_TOLERANCE:
+            arm.quota_us = _next_quota(arm)
+    for arm in arms:
+        if arm.steered:
+            marks[id(arm)] = (len(arm.samples), len(arm.host.samples))
+
+
+def _next_quota(arm: Arm) -> int:
+    points = [(s["quota_us"], s["slowdown"]) for s in arm.steps if s["slowdown"]]
+    ceiling = arm.max_quota_us or max(q for q, _ in points) * 4
+    return int(round(steer_step(points, arm.target, arm.min_quota_us, ceiling)))
+
+
+def steer_step(points: Sequence[tuple[float, float]], target: float, floor: float,
+               ceiling: float) -> float:
+    """The next quota towards `target` from the (quota, slowdown) `points` measured so far, the
+    last one the current quota. Once a quota too small (slowdown above the target) and a larger
+    one too large are known, it interpolates between the latest two in log space (kept inside
+    the bracket: one noisy step must not throw it out); otherwise it steps by the slowdown's
+    error over the elasticity the last two distinct quotas showed (`ELASTICITY` before there
+    are two; within `ELASTICITY_RANGE`), at most a doubling or halving. Kept in [floor,
+    ceiling]."""
+    goal = math.log(target)
+    logs = [(math.log(q), math.log(max(s, 1e-6))) for q, s in points]
+    quota, slow = logs[-1]
+    over = next((p for p in reversed(logs) if p[1] > goal), None)   # quota too small
+    under = next((p for p in reversed(logs) if p[1] < goal), None)  # quota too large
+    if over and under and under[0] > over[0] and under[1] < over[1]:
+        frac = min(0.8, max(0.2, (goal - over[1]) / (under[1] - over[1])))
+        step = over[0] + frac * (under[0] - over[0])
+    else:
+        elasticity = ELASTICITY
+        earlier = [p for p in logs[:-1] if abs(p[0] - quota) > 1e-9]
+        if earlier:
+            measured = -(slow - earlier[-1][1]) / (quota - earlier[-1][0])
+            if measured > 0:
+                elasticity = min(ELASTICITY_RANGE[1], max(ELASTICITY_RANGE[0], measured))
+        step = quota + max(-math.log(2), min(math.log(2), (slow - goal) / elasticity))
+    return min(ceiling, max(floor, math.exp(step)))
 
 
 def ratio(slow: Sequence[float], fast: Sequence[float]) -> float | None:

@@ -29,7 +29,7 @@ from contextlib import ExitStack
 from rich.markup import escape
 
 from edge.farm.cells import Bench, workload_name
-from edge.farm.protocol.interleave import DISCARD, Arm, block_runs, interleave, ratio
+from edge.farm.protocol.interleave import DISCARD, Arm, interleave, ratio
 from edge.farm.protocol.protocol import alone_protocol
 from edge.farm.runners.base import Where
 from edge.farm.runners.table import runner_for
@@ -88,7 +88,8 @@ def measure_group(bench: Bench, cells: list[Cell], where: Where, checked, finish
 
 def _interleaved(bench: Bench, members, where: Where) -> dict:
     """Time the group's cells in rounds; {cell: {...}, "error": ...} per cell."""
-    from edge.farm.emulation.calibration import calibrate_quota
+    from edge.farm.emulation.calibration import Calibration, period_for
+    from edge.farm.emulation.cgroups import MIN_QUOTA_US
 
     runner = runner_for(members[0][0].runtime)
     group = bench.group("interleave", runner.kind)
@@ -98,7 +99,7 @@ def _interleaved(bench: Bench, members, where: Where) -> dict:
         variants.setdefault(cell.variant, []).append((cell, artifact))
     with ExitStack() as stack:
         arms: list[Arm] = []
-        shares: dict[str, float] = {}  # device -> its last quota share: the next one's start
+        phones: list[tuple[Cell, Arm, float, str]] = []  # (cell, arm, base ms, workload)
         for variant, pairs in variants.items():
             cell, artifact = pairs[0]
             try:
@@ -111,7 +112,7 @@ def _interleaved(bench: Bench, members, where: Where) -> dict:
                 continue
             host = Arm(("host", variant), time_runs)
             arms.append(host)
-            probe = None
+            base = None
             for c, art in pairs:
                 if c.device == "host":
                     out[c] = {"arm": host, "host": host}
@@ -119,24 +120,20 @@ def _interleaved(bench: Bench, members, where: Where) -> dict:
                 if group is None:
                     out[c] = {"error": "not interleaved: no CPU bandwidth control"}
                     continue
-                if probe is None:
+                if base is None:
                     group.set_quota(None)
-                    probe = block_runs(time_runs(DISCARD + 3)[DISCARD:])
+                    base = statistics.median(time_runs(DISCARD + 3)[DISCARD:])
                 target = bench.targets.get(c.device, 1.0)
-                runs = probe
-                cal = calibrate_quota(group, lambda t=time_runs, n=runs: t(n), target,
-                                      c.threads or 1,
-                                      workload=f"{workload_name(art)} (the cell's own model)",
-                                      start_share=shares.get(c.device))
-                if cal.quota_us:
-                    shares[c.device] = cal.quota_us / ((c.threads or 1) * cal.period_us)
-                bench.console.print(escape(
-                    f"    {c.device} {variant}: quota {cal.quota_us} us / {cal.period_us} us "
-                    f"-> x{cal.achieved:.2f} (target {target:.2f})"))
-                arm = Arm(c, time_runs, cal.quota_us, cal.period_us, target=target, host=host,
-                          max_quota_us=(c.threads or 1) * cal.period_us)
+                threads = c.threads or 1
+                period = period_for(base, target, threads)
+                share = _start_share(bench, c) or 1 / target
+                arm = Arm(c, time_runs, max(MIN_QUOTA_US, int(threads * period * share)),
+                          period, target=target, host=host, max_quota_us=threads * period,
+                          min_quota_us=MIN_QUOTA_US)
                 arms.append(arm)
-                out[c] = {"arm": arm, "host": host, "calibration": cal}
+                phones.append((c, arm, base, f"{workload_name(art)} (the cell's own model, "
+                                             "steered in turns with its host cell)"))
+                out[c] = {"arm": arm, "host": host}
 
         def set_quota(quota, period):
             if group is not None:
@@ -145,7 +142,34 @@ def _interleaved(bench: Bench, members, where: Where) -> dict:
         rounds = interleave(arms, set_quota, bench.protocol.to_dict())
         out["rounds"] = rounds
         out["cells"] = len(arms)
+        for c, arm, base, workload in phones:
+            steered = [s for s in arm.steps if s["phase"] == "steer" and s["slowdown"]]
+            last = steered[-1]["slowdown"] if steered else None
+            out[c]["calibration"] = Calibration(
+                arm.target, arm.quota_us, arm.period_us, round(base, 4), last,
+                steps=[{"quota_us": s["quota_us"], "achieved": s["slowdown"]} for s in steered],
+                workload=workload, converged=arm.settled)
+            changes = sum(1 for a, b in zip(arm.steps, arm.steps[1:], strict=False)
+                          if a["quota_us"] != b["quota_us"])
+            bench.console.print(escape(
+                f"    {c.device} {c.variant}: quota {arm.quota_us} us / {arm.period_us} us, "
+                f"steered to x{last if last is not None else float('nan'):.2f} "
+                f"(target {arm.target:.2f}), {changes} quota change(s)"))
     return out
+
+
+def _start_share(bench: Bench, cell: Cell) -> float | None:
+    """The first quota of a phone's arm as a share of threads x period: what this device's
+    last calibration at these threads found (this runtime's first), else None."""
+    threads = cell.threads or 1
+    found = bench.calibrations.get((cell.device, cell.runtime, threads))
+    if found is None:
+        found = next((cal for (device, _, t), cal in reversed(bench.calibrations.items())
+                      if device == cell.device and t == threads), None)
+    if found is None or not found.quota_us or not found.period_us:
+        return None
+    share = found.quota_us / (threads * found.period_us)
+    return share if 0 < share <= 1 else None
 
 
 def _merge(bench: Bench, rec: dict, timed: dict) -> None:
@@ -171,7 +195,7 @@ def _merge(bench: Bench, rec: dict, timed: dict) -> None:
         "cells": timed.get("cells"), "rounds": timed.get("rounds"), "blocks": arm.blocks,
         "runs_per_block": arm.runs_per_block, "discarded_per_block": DISCARD,
         "stop_reason": arm.stop_reason, "quota_us": arm.quota_us, "period_us": arm.period_us,
-        "tuning": arm.tuning,
+        "steering": _steering(arm) if arm.steered else None,
         "alone_protocol": alone_protocol(bench.protocol).to_dict()}
     if cell.device == "host" or "emulation" not in rec:
         return
@@ -190,6 +214,14 @@ def _merge(bench: Bench, rec: dict, timed: dict) -> None:
                 "throttled_ms": round(statistics.median(arm.samples), 4),
                 "host_blocks": host.blocks, "blocks": arm.blocks,
                 "runs_per_block": arm.runs_per_block})
-    # the quota the counted rounds ran under (tuning may have corrected the calibrated one)
     rec["emulation"]["quota_us"] = arm.quota_us
-    rec["emulation"]["tuning"] = arm.tuning
+    rec["emulation"]["steering"] = _steering(arm)
+
+
+def _steering(arm: Arm) -> dict:
+    """What steering did to a throttled arm: every quota and the slowdown measured under it
+    (``steps``, phase ``steer`` before the counted rounds, ``track`` during them), whether the
+    steering rounds reached the target, and the range of quotas the counted samples ran under."""
+    counted = [s["quota_us"] for s in arm.steps if s["phase"] == "track"] + [arm.quota_us]
+    return {"steps": arm.steps, "settled": arm.settled,
+            "counted_quota_range_us": [min(counted), max(counted)]}
