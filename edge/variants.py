@@ -158,6 +158,11 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
                "input has a dynamic (-1) dimension, e.g. a SavedModel or .tflite exported "
                "without a fixed batch (edge exports its own references with a batch of 1)",
                r"does not match expected ranked tensor type \w+\[[^\]]*-1"),
+    KnownIssue("tflite-aiq-int4-*", "tflite-runtime",
+               "tflite-runtime 2.14's DEQUANTIZE takes uint8, int8, int16 and float16 inputs, "
+               "not the int4 weights of ai-edge-quantizer's int4 recipes",
+               r"dequantize\.cc:\d+ op_context\.input->type == kTfLiteUInt8 [^\n]*"
+               r"\(DEQUANTIZE\) failed to prepare"),
 )
 
 

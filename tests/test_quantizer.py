@@ -16,14 +16,27 @@ from edge.errors import SpecError
 from edge.garden import REGISTRY
 from edge.variants import RECIPE_BASE, RECIPE_VARIANTS, get_variant
 
-pytestmark = pytest.mark.slow
-
 BITS = {"tflite-aiq-int8-weight": 8, "tflite-aiq-int8-dynamic": 8, "tflite-aiq-int4-weight": 4}
 
 
 def _target(variants=(RECIPE_BASE, *RECIPE_VARIANTS)):
     spec = REGISTRY["mobilenet_v2"]
     return garden_target(spec.resolve(spec.tiny), variants=variants)
+
+
+def test_preset_full_adds_the_recipe_variants_and_the_default_matrix_does_not():
+    from edge.farm.scheduling.matrix import load_matrix
+
+    matrix = load_matrix()
+    assert not set(RECIPE_VARIANTS) & set(matrix.variants)
+    default = workflow.run_settings(matrix, preset="default", run_id="x")
+    assert default.variants == list(matrix.variants)
+    full = workflow.run_settings(matrix, preset="full", run_id="x")
+    assert full.variants == [*matrix.variants, *RECIPE_VARIANTS]
+    slugs = [t.slug for t in full.targets()]
+    cells = workflow.dataclasses.replace(matrix, variants=full.variants).cells("full", slugs)
+    assert {(c.variant, c.runtime) for c in cells if c.variant in RECIPE_VARIANTS} >= {
+        (v, "litert") for v in RECIPE_VARIANTS}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +53,7 @@ def built(tmp_path_factory):
             "manifests": manifests}
 
 
+@pytest.mark.slow
 def test_each_recipe_variant_builds_with_its_recipe_in_the_manifest(built):
     fp32 = built["manifests"][RECIPE_BASE]
     for name in RECIPE_VARIANTS:
@@ -58,6 +72,7 @@ def test_each_recipe_variant_builds_with_its_recipe_in_the_manifest(built):
         assert m["quantization"] == get_variant(name).quantization
 
 
+@pytest.mark.slow
 def test_recipe_variants_are_smaller_than_float32(built):
     fp32 = built["manifests"][RECIPE_BASE]["bytes"]
     ratio = {n: built["manifests"][n]["bytes"] / fp32 for n in RECIPE_VARIANTS}
@@ -69,6 +84,7 @@ def test_recipe_variants_are_smaller_than_float32(built):
     assert ratio["tflite-aiq-int4-weight"] < 0.8 * ratio["tflite-aiq-int8-weight"]
 
 
+@pytest.mark.slow
 def test_recipe_variants_run_in_litert_and_agree_with_float32(built):
     fid = built["fidelity"]
     assert fid[RECIPE_BASE].status == "pass"
@@ -87,6 +103,7 @@ def test_recipe_variants_run_in_litert_and_agree_with_float32(built):
     assert snr["tflite-aiq-int8-weight"] > snr["tflite-aiq-int4-weight"] + 3.0
 
 
+@pytest.mark.slow
 def test_second_build_converts_nothing(built):
     store = built["store"]
     assert pipeline.plan([_target()], store).to_convert == 0
@@ -94,6 +111,7 @@ def test_second_build_converts_nothing(built):
     assert {o.status for o in summary.outcomes} == {"cached"}
 
 
+@pytest.mark.slow
 def test_recipe_variant_alone_builds_its_float32_base_as_a_prerequisite(built):
     store = built["store"]
     jobs = pipeline.plan([_target(("tflite-aiq-int4-weight",))], store).artifacts
@@ -106,6 +124,7 @@ def test_recipe_variant_alone_builds_its_float32_base_as_a_prerequisite(built):
                                                    store)] == ["tflite-aiq-int4-weight"]
 
 
+@pytest.mark.slow
 def test_users_float_tflite_gets_the_recipe_variants_checked_against_itself(built, tmp_path):
     fp32 = built["manifests"][RECIPE_BASE]
     tflite = built["store"].path("artifacts", fp32["key"]) / "model.tflite"
@@ -129,9 +148,46 @@ def test_users_float_tflite_gets_the_recipe_variants_checked_against_itself(buil
     assert workflow.build([target], tmp_path, jobs=1).outcomes[-1].status == "cached"
 
 
+@pytest.mark.slow
 def test_an_already_quantized_tflite_gets_no_recipe_variants(built):
     int8 = built["manifests"]["tflite-aiq-int8-dynamic"]
     tflite = built["store"].path("artifacts", int8["key"]) / "model.tflite"
     assert user_target(tflite).variants == ("tflite-as-is",)
     with pytest.raises(SpecError, match="already quantized"):
         user_target(tflite, variants=("tflite-aiq-int4-weight",))
+
+
+QUICK = {"warmup": 2, "max_warmup": 2, "min_runs": 5, "min_seconds": 0.0, "max_runs": 20,
+         "target_ci": 10.0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["litert", "litert-compiled"])
+def test_recipe_variants_are_measured_natively(built, runtime):
+    from edge.farm.runners.tflite_runner import run_tflite_cell
+
+    for name in RECIPE_VARIANTS:
+        path = built["store"].path("artifacts", built["manifests"][name]["key"]) / "model.tflite"
+        run = run_tflite_cell(path, runtime=runtime, protocol=QUICK)
+        assert run.status == "ok", (name, run.error, run.stderr_tail)
+
+
+@pytest.mark.slow
+def test_tflite_runtime_rejects_int4_weights_as_a_known_issue(built):
+    from edge.farm.runners.tflite_runner import run_tflite_cell, tflite_runtime_python
+    from edge.variants import explain_failure
+
+    if tflite_runtime_python() is None:
+        pytest.skip("needs the tflite-runtime environment (made by `nox -s device_matrix`)")
+    path = built["store"].path(
+        "artifacts", built["manifests"]["tflite-aiq-int4-weight"]["key"]) / "model.tflite"
+    run = run_tflite_cell(path, runtime="tflite-runtime", protocol=QUICK)
+    if not run.metrics.get("runtime_version", "").startswith("2.14"):
+        pytest.skip(f"tflite-runtime {run.metrics.get('runtime_version')}, not 2.14")
+    assert run.status == "failed"
+    issue = explain_failure("tflite-aiq-int4-weight", "tflite-runtime", run.error)
+    assert issue is not None and "DEQUANTIZE" in issue.reason, run.error
+    # Its int8 siblings run there.
+    for name in ("tflite-aiq-int8-weight", "tflite-aiq-int8-dynamic"):
+        path = built["store"].path("artifacts", built["manifests"][name]["key"]) / "model.tflite"
+        assert run_tflite_cell(path, runtime="tflite-runtime", protocol=QUICK).status == "ok"
