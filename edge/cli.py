@@ -66,7 +66,8 @@ def model_options(fn):
         click.argument("models", nargs=-1, metavar="[MODEL[:key=value,...]]..."),
         click.option("--model", "model_path", type=click.Path(path_type=Path),
                      help="Your own model: a .keras/.h5 file, a SavedModel directory or a "
-                     ".tflite file (measured as TFLite only)."),
+                     ".tflite file (measured as is; a float one also gets the tflite-aiq-* "
+                     "recipe variants)."),
         click.option("--task", type=click.Choice(
             ["classification", "segmentation", "text_detection"]),
             help="Task of --model (inferred from the output shape when omitted)."),

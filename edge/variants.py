@@ -2,7 +2,9 @@
 
 Two quantization vocabularies, not one: TFLite post-training quantization (fp32, fp16, int8
 dynamic-range, int8 full-integer with a representative dataset) and TF.js weight quantization
-(none, float16, uint16, uint8). Which runtime can run which variant, and the combinations known to
+(none, float16, uint16, uint8). Beside them, recipe variants: ai-edge-quantizer recipes applied to
+the float32 `.tflite` (int8 weight-only, int8 dynamic-range, int4 weight-only), each named by the
+recipe it applies. Which runtime can run which variant, and the combinations known to
 fail with current converters, are written down here with their reasons.
 
 A leaf module (it imports only `edge.errors`): the garden, conversion, the farm, the report and the
@@ -30,6 +32,12 @@ class Variant:
     def needs_representative_data(self) -> bool:
         return self.quantization == "int8-full"
 
+    @property
+    def recipe(self) -> str | None:
+        """The ai-edge-quantizer recipe (a function of `ai_edge_quantizer.recipe`) this variant
+        applies to the float32 `.tflite`, or None for a converter variant."""
+        return self.options.get("recipe")
+
     def key_material(self) -> dict:
         return {"name": self.name, "format": self.format, "quantization": self.quantization,
                 "options": dict(sorted(self.options.items()))}
@@ -46,6 +54,15 @@ _ALL = [
     Variant("tflite-int8-full-uint8io", "tflite", "int8-full",
             "TFLite, full-integer int8 with uint8 input/output (representative dataset)",
             {"io": "uint8"}),
+    Variant("tflite-aiq-int8-weight", "tflite", "aiq-int8-weight",
+            "TFLite float32 quantized by ai-edge-quantizer: int8 per-channel weights, "
+            "dequantized to float at run time", {"recipe": "weight_only_wi8_afp32"}),
+    Variant("tflite-aiq-int8-dynamic", "tflite", "aiq-int8-dynamic",
+            "TFLite float32 quantized by ai-edge-quantizer: int8 per-channel weights, "
+            "activations quantized on the fly (dynamic range)", {"recipe": "dynamic_wi8_afp32"}),
+    Variant("tflite-aiq-int4-weight", "tflite", "aiq-int4-weight",
+            "TFLite float32 quantized by ai-edge-quantizer: int4 per-channel weights, "
+            "dequantized to float at run time", {"recipe": "weight_only_wi4_afp32"}),
     Variant("tflite-as-is", "tflite", "as-is", "a user's .tflite file, measured unchanged"),
     Variant("tfjs-fp32", "tfjs", "none", "TF.js graph model, float32 weights"),
     Variant("tfjs-fp16", "tfjs", "float16", "TF.js graph model, float16 weight quantization"),
@@ -60,6 +77,13 @@ DEFAULT_VARIANTS: tuple[str, ...] = (
     "tflite-fp32", "tflite-fp16", "tflite-int8-dynamic", "tflite-int8-full",
     "tfjs-fp32", "tfjs-fp16", "tfjs-uint16", "tfjs-uint8",
 )
+
+#: The ai-edge-quantizer recipe variants, built from the float32 `.tflite` (a garden or Keras
+#: model's `tflite-fp32` artifact, or a user's own float `.tflite`).
+RECIPE_VARIANTS: tuple[str, ...] = tuple(v.name for v in _ALL if v.recipe)
+
+#: The variant a recipe variant quantizes, for a model not given as a `.tflite` file.
+RECIPE_BASE = "tflite-fp32"
 
 #: Every variant a model given as Keras or SavedModel can be built in.
 BUILDABLE_VARIANTS: tuple[str, ...] = tuple(v.name for v in _ALL if v.quantization != "as-is")
@@ -134,6 +158,11 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
                "input has a dynamic (-1) dimension, e.g. a SavedModel or .tflite exported "
                "without a fixed batch (edge exports its own references with a batch of 1)",
                r"does not match expected ranked tensor type \w+\[[^\]]*-1"),
+    KnownIssue("tflite-aiq-int4-*", "tflite-runtime",
+               "tflite-runtime 2.14's DEQUANTIZE takes uint8, int8, int16 and float16 inputs, "
+               "not the int4 weights of ai-edge-quantizer's int4 recipes",
+               r"dequantize\.cc:\d+ op_context\.input->type == kTfLiteUInt8 [^\n]*"
+               r"\(DEQUANTIZE\) failed to prepare"),
 )
 
 

@@ -32,6 +32,7 @@ from edge.convert.cache import Store
 from edge.convert.targets import Target, garden_target
 from edge.errors import EdgeError
 from edge.garden import DEFAULT_GARDEN, resolve
+from edge.variants import RECIPE_VARIANTS
 
 DEFAULT_BUILD_DIR = Path("build")
 #: Fidelity statuses that fail a variant (`edge build --strict`, `edge validate`).
@@ -253,6 +254,8 @@ def _protocol(matrix, preset: str):
 def _scope(matrix, preset: str, tiny: bool) -> tuple[list[str], list[str]]:
     """The models and variants a new run covers: the matrix's, or for the smoke preset only
     what its cells measure."""
+    if preset == "full":  # the whole cross product: the recipe variants too
+        return list(matrix.models), list(dict.fromkeys([*matrix.variants, *RECIPE_VARIANTS]))
     if preset != "smoke":
         return list(matrix.models), list(matrix.variants)
     models = list(matrix.models[:1])

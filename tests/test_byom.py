@@ -9,6 +9,7 @@ from edge import workflow
 from edge.convert.cache import Store
 from edge.convert.targets import user_target
 from edge.errors import SpecError
+from edge.variants import RECIPE_VARIANTS
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,8 @@ def test_tflite_file_is_measured_as_tflite_only(user_keras, tmp_path):
 
     with pytest.raises(SpecError, match="can only be measured as TFLite"):
         user_target(tflite, variants=("tfjs-fp32",))
-    target = user_target(tflite)
+    assert user_target(tflite).variants == ("tflite-as-is", *RECIPE_VARIANTS)
+    target = user_target(tflite, variants=("tflite-as-is",))
     assert target.variants == ("tflite-as-is",) and target.task == "classification"
     _, keys, fidelity = _build(target, tmp_path / "b")
     assert fidelity[0].status == "n/a" and "no float32 reference" in fidelity[0].reasons[0]

@@ -34,6 +34,11 @@ MATCHING = {
     7: "TensorBuffer ranked tensor type Float32[1, 224, 224, 3] does not match expected ranked "
        "tensor type Float32[-1, 224, 224, 3] (at DefaultErrorReporter (http://127.0.0.1:36701/"
        "node_modules/@litertjs/core/wasm/litert_wasm_threaded_internal.js:8270:9))",
+    8: "RuntimeError: /tensorflow/tensorflow/lite/kernels/dequantize.cc:58 op_context.input->"
+       "type == kTfLiteUInt8 || op_context.input->type == kTfLiteInt8 || op_context.input->type"
+       " == kTfLiteInt16 || op_context.input->type == kTfLiteFloat16 was not true.Node number 0 "
+       "(DEQUANTIZE) failed to prepare.Failed to apply the default TensorFlow Lite delegate "
+       "indexed at 0.",
 }
 #: A new failure of the same pair: must stay `failed`.
 OTHER = "RuntimeError: tensorflow/lite/kernels/conv.cc:351 input->dims->size != 4 (3 != 4)"

@@ -26,7 +26,8 @@ MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
 KEY_CHARS = 20
 
-_TOOLS = ("tensorflow", "keras", "tensorflowjs", "ai-edge-litert", "numpy", "edge")
+_TOOLS = ("tensorflow", "keras", "tensorflowjs", "ai-edge-litert", "ai-edge-quantizer", "numpy",
+          "edge")
 
 
 def tool_versions() -> dict[str, str]:

@@ -2,8 +2,10 @@
 the built artifacts of a target list.
 
 Keys are computed in the parent without importing TensorFlow, so a build with nothing changed
-finishes in about a second and converts nothing. Each conversion's failure is collected, not
-raised, so one broken variant does not cost the others.
+finishes in about a second and converts nothing. A recipe variant (ai-edge-quantizer) is built
+from the float32 `.tflite`: its key covers that artifact's key (or the user's `.tflite` file) and
+the quantizer's version, and it waits until that artifact is built. Each conversion's failure is
+collected, not raised, so one broken variant does not cost the others.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from edge.convert.cache import Store, files_summary, hash_key, tool_versions
 from edge.convert.targets import Target
 from edge.errors import EdgeError
-from edge.variants import get_variant
+from edge.variants import RECIPE_BASE, get_variant
 
 
 @dataclass
@@ -35,6 +37,10 @@ class Job:
     variant: str | None = None
     ref_key: str | None = None
     cached: bool = False
+    #: A recipe variant's float32 `.tflite` artifact (None: the user's `.tflite`, or no base).
+    base_key: str | None = None
+    #: Built only because a recipe variant quantizes it; not one of the target's variants.
+    prerequisite: bool = False
 
     @property
     def label(self) -> str:
@@ -63,14 +69,18 @@ class BuildPlan:
         return sum(not j.cached for j in self.references + self.artifacts)
 
 
-def artifact_key(ref_key: str, variant_name: str) -> str:
+def artifact_key(ref_key: str, variant_name: str, base_key: str | None = None) -> str:
     versions = tool_versions()
     variant = get_variant(variant_name)
-    return hash_key({
+    material = {
         "reference": ref_key,
         "variant": variant.key_material(),
         "tools": {k: versions[k] for k in ("tensorflow", "keras", "tensorflowjs")},
-    })
+    }
+    if variant.recipe:
+        material["tools"]["ai-edge-quantizer"] = versions["ai-edge-quantizer"]
+        material["base"] = base_key
+    return hash_key(material)
 
 
 def plan(targets: Iterable[Target], store: Store) -> BuildPlan:
@@ -81,13 +91,24 @@ def plan(targets: Iterable[Target], store: Store) -> BuildPlan:
                                 "sha": hashlib.sha256(eval_images.tobytes()).hexdigest()})
         ref_key = hash_key(target.reference_material(fingerprint))
         images[ref_key] = eval_images
-        if target.kind != "tflite":
+        recipes = [v for v in target.variants if get_variant(v).recipe]
+        # A user's .tflite has a reference (its own outputs) only when something is checked
+        # against it: the recipe variants made from it.
+        if target.kind != "tflite" or recipes:
             references.append(Job("reference", target, ref_key,
                                   cached=store.has("references", ref_key)))
+        base_key = None
+        if recipes and target.kind != "tflite":
+            base_key = artifact_key(ref_key, RECIPE_BASE)
+            if RECIPE_BASE not in target.variants:
+                artifacts.append(Job("artifact", target, base_key, variant=RECIPE_BASE,
+                                     ref_key=ref_key, prerequisite=True,
+                                     cached=store.has("artifacts", base_key)))
         for v in target.variants:
-            key = artifact_key(ref_key, v)
+            base = base_key if v in recipes else None
+            key = artifact_key(ref_key, v, base)
             artifacts.append(Job("artifact", target, key, variant=v, ref_key=ref_key,
-                                 cached=store.has("artifacts", key)))
+                                 base_key=base, cached=store.has("artifacts", key)))
     return BuildPlan(store, references, artifacts, images)
 
 
@@ -105,22 +126,42 @@ def _reference_work(target: Target, store_root: str, key: str, eval_images: np.n
 
 
 def _artifact_work(target: Target, variant_name: str, store_root: str, key: str,
-                   ref_key: str | None, eval_images: np.ndarray) -> dict:
+                   ref_key: str | None, eval_images: np.ndarray,
+                   base_key: str | None = None) -> dict:
+    from edge.convert.recipes import build_recipe
     from edge.convert.tfjs import build_tfjs
-    from edge.convert.tflite import build_tflite
+    from edge.convert.tflite import MODEL_FILE, build_tflite
 
     builders: dict[str, Callable] = {"tflite": build_tflite, "tfjs": build_tfjs}
     store = Store(Path(store_root))
     variant = get_variant(variant_name)
     started = time.perf_counter()
-    if target.kind == "tflite":
+    base = None
+    if variant.recipe:
+        if target.kind == "tflite":
+            source = Path(target.source)
+            base = {"variant": "tflite-as-is", "source": target.source,
+                    "sha256": target.source_sha256}
+        else:
+            source = store.path("artifacts", base_key) / MODEL_FILE
+            base = {"variant": RECIPE_BASE, "key": base_key,
+                    "sha256": store.read("artifacts", base_key)["sha256"]}
+        reference = store.read("references", ref_key)
+    elif target.kind == "tflite":
         source, reference = Path(target.source), None
     else:
         source = store.path("references", ref_key) / "saved_model"
         reference = store.read("references", ref_key)
     with _staging(store) as staged:
-        built = builders[variant.format](variant, source, target.preprocess(eval_images), staged)
+        if variant.recipe:
+            built = build_recipe(variant, source, staged)
+        else:
+            built = builders[variant.format](variant, source, target.preprocess(eval_images),
+                                             staged)
         manifest = _artifact_manifest(target, variant, staged, built, ref_key, reference, started)
+        if variant.recipe:
+            manifest["recipe"] = built["recipe"]
+            manifest["base"] = base
         store.commit("artifacts", key, staged, manifest)
     return manifest
 
@@ -221,20 +262,32 @@ def run(build: BuildPlan, jobs: int = 1,
         executor = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
                                        initializer=_worker_init, initargs=(str(log),))
     ready_refs = {j.ref_key for j in build.artifacts if j.ref_key} - {j.key for j in pending_refs}
+    ready_bases = {j.key for j in build.artifacts if j.cached}
     failed_refs: dict[str, str] = {}
+    failed_bases: dict[str, str] = {}
     running: dict[Future, Job] = {}
+
+    def ready(job: Job) -> bool:
+        if job.base_key is not None:
+            return job.base_key in ready_bases and job.ref_key in ready_refs
+        recipe = get_variant(job.variant).recipe
+        return (job.target.kind == "tflite" and not recipe) or job.ref_key in ready_refs
 
     def submit_ready_artifacts():
         for job in list(pending_arts):
-            if job.target.kind == "tflite" or job.ref_key in ready_refs:
+            if ready(job):
                 pending_arts.remove(job)
                 running[executor.submit(
                     _guarded, _artifact_work, job.target, job.variant, str(store.root), job.key,
-                    job.ref_key, build.eval_images[job.ref_key])] = job
+                    job.ref_key, build.eval_images[job.ref_key], job.base_key)] = job
             elif job.ref_key in failed_refs:
                 pending_arts.remove(job)
                 finish(Outcome(job, "skipped",
                                error=f"reference failed: {failed_refs[job.ref_key]}"))
+            elif job.base_key in failed_bases:
+                pending_arts.remove(job)
+                finish(Outcome(job, "skipped", error=f"{RECIPE_BASE} failed: "
+                               f"{failed_bases[job.base_key]}"))
 
     try:
         for job in pending_refs:
@@ -253,11 +306,15 @@ def run(build: BuildPlan, jobs: int = 1,
                 if status == "built":
                     if job.kind == "reference":
                         ready_refs.add(job.key)
+                    else:
+                        ready_bases.add(job.key)
                     finish(Outcome(job, "built", store.path(kind, job.key), seconds,
                                    manifest=payload))
                 else:
                     if job.kind == "reference":
                         failed_refs[job.key] = payload["error"]
+                    else:
+                        failed_bases[job.key] = payload["error"]
                     finish(Outcome(job, "failed", seconds=seconds, error=payload["error"],
                                    manifest={"traceback": payload.get("traceback")}))
             submit_ready_artifacts()
@@ -270,7 +327,8 @@ def built_jobs(targets: Iterable[Target], store: Store, needed=None) -> list[Job
     """The targets' artifact jobs (only the `needed` (slug, variant) pairs if given), every one
     of them built; an error naming those that are not built yet."""
     jobs = [j for j in plan(targets, store).artifacts
-            if needed is None or (j.target.slug, j.variant) in needed]
+            if (needed is None and not j.prerequisite)
+            or (needed is not None and (j.target.slug, j.variant) in needed)]
     missing = [j.label for j in jobs if not j.cached]
     if missing:
         raise EdgeError(f"not built yet (run `edge build` first): {', '.join(missing)}")

@@ -1,5 +1,7 @@
 """The float32 reference: the Keras model (or the user's SavedModel), exported once as a
-SavedModel that every variant converts from, plus its outputs on the evaluation inputs."""
+SavedModel that every variant converts from, plus its outputs on the evaluation inputs. For a
+user's float `.tflite`, the reference is that file's own outputs (in LiteRT), which its recipe
+variants are checked against."""
 
 from __future__ import annotations
 
@@ -77,7 +79,9 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> di
     inputs = target.preprocess(eval_images)
     sm_dir = staged / SAVED_MODEL
     params, flops = None, None
-    if target.kind == "saved_model":
+    if target.kind == "tflite":
+        outputs = tflite_outputs(Path(target.source), inputs)
+    elif target.kind == "saved_model":
         shutil.copytree(target.source, sm_dir)
     else:
         model = load_reference_model(target, inputs)
@@ -87,7 +91,8 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> di
     # The reference outputs come from the exported graph, the very thing every variant is
     # converted from. (Keras 3 eager calls can disagree with the traced graph: in the PSENet FPN
     # one batch-norm layer used batch statistics eagerly despite training=False.)
-    outputs = saved_model_outputs(sm_dir, inputs)
+    if target.kind != "tflite":
+        outputs = saved_model_outputs(sm_dir, inputs)
     np.savez_compressed(staged / REFERENCE_OUTPUTS, images=eval_images,
                         outputs=outputs.astype(np.float32))
     return {
@@ -125,6 +130,25 @@ def saved_model_outputs(sm_dir: Path, inputs: np.ndarray, batch: int = 8) -> np.
         next(iter(fn(**{name: tf.constant(inputs[i:i + batch])}).values())).numpy()
         for i in range(0, len(inputs), batch)
     ])
+
+
+def tflite_outputs(path: Path, inputs: np.ndarray) -> np.ndarray:
+    """A float `.tflite` model's outputs on `inputs` in LiteRT, one image per invoke."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    if np.dtype(inp["dtype"]) != np.float32 or np.dtype(out["dtype"]) != np.float32:
+        raise ValueError(f"{path}: not a float model (input {np.dtype(inp['dtype']).name}, "
+                         f"output {np.dtype(out['dtype']).name}); recipe variants quantize a "
+                         "float32 .tflite")
+    results = []
+    for i in range(len(inputs)):
+        interp.set_tensor(inp["index"], inputs[i:i + 1].astype(np.float32))
+        interp.invoke()
+        results.append(interp.get_tensor(out["index"]).copy())
+    return np.concatenate(results)
 
 
 def load_reference_outputs(ref_dir: Path) -> tuple[np.ndarray, np.ndarray]:

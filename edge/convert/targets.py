@@ -15,7 +15,7 @@ import numpy as np
 from edge.convert.cache import sha256_tree, tool_versions
 from edge.errors import ModelFileError, SpecError
 from edge.garden.base import TASKS, ModelConfig, Preprocessing
-from edge.variants import BUILDABLE_VARIANTS, DEFAULT_VARIANTS
+from edge.variants import BUILDABLE_VARIANTS, DEFAULT_VARIANTS, RECIPE_VARIANTS
 
 #: The batch the reference SavedModel of a Keras model is exported with (`reference.py`).
 #: Runtimes that need static shapes (LiteRT.js) reject the -1 batch Keras exports by default,
@@ -141,13 +141,19 @@ def user_target(path: str | Path, *, task: str | None = None,
             raise SpecError(f"{path}: cannot infer the task from output shape {out_shape}; "
                             f"pass --task ({', '.join(TASKS)})")
     if kind == "tflite":
-        allowed = ("tflite-as-is",)
+        allowed = ("tflite-as-is", *RECIPE_VARIANTS)
         if variants and set(variants) - set(allowed):
             raise SpecError(
-                f"{path}: a .tflite file can only be measured as TFLite (variant tflite-as-is); "
+                f"{path}: a .tflite file can only be measured as TFLite (variant tflite-as-is) "
+                f"or quantized by ai-edge-quantizer recipes ({', '.join(RECIPE_VARIANTS)}); "
                 "TF.js and other quantizations need the Keras model or SavedModel it came from"
             )
-        chosen = allowed
+        is_float = float_tflite(path)
+        if variants and set(variants) & set(RECIPE_VARIANTS) and not is_float:
+            raise SpecError(f"{path}: recipe variants quantize a float32 .tflite, and this "
+                            "model is already quantized; measure it as tflite-as-is")
+        chosen = tuple(variants) if variants else (
+            allowed if is_float else ("tflite-as-is",))
     else:
         chosen = tuple(variants) if variants else DEFAULT_VARIANTS
         for v in chosen:
@@ -160,6 +166,18 @@ def user_target(path: str | Path, *, task: str | None = None,
         images=str(Path(images).resolve()) if images else None,
         source_sha256=sha256_tree(path),
     )
+
+
+def float_tflite(path: Path) -> bool:
+    """Whether a .tflite model is float: float32 input and output, no quantized tensor."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    io = interp.get_input_details() + interp.get_output_details()
+    if any(np.dtype(d["dtype"]) != np.float32 for d in io):
+        return False
+    return not any(np.dtype(d["dtype"]) in (np.int8, np.uint8, np.int16)
+                   or d["quantization"][0] != 0.0 for d in interp.get_tensor_details())
 
 
 def infer_task(out_shape) -> str | None:
