@@ -133,7 +133,8 @@ def device_matrix(session: nox.Session) -> None:
     there is one, else the one shipped in edge/data).
 
     Arguments after `--` go to the job: --preset smoke|full, --resume RUN_ID, --tiny, -j N,
-    --shard I/N."""
+    --shard I/N, --model PATH (your own model instead of the matrix's; repeatable) with --task,
+    --input-size, --mean, --std, --images."""
     python = _shared_env(session)
     _browser(session)
     _web_runtime(session)

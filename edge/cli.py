@@ -224,17 +224,40 @@ def validate(force, allow_fail, **opts):
 @click.option("--catalog", type=click.Path(path_type=Path), metavar="FILE",
               help="Device catalog (default: edge/data/catalog.toml): e.g. one that adds real "
               "browsers elsewhere (profiles with an `endpoint`). A resumed run uses its own.")
-def bench(matrix, preset, resume, tiny, shard, catalog):
+@click.option("--model", "model_paths", multiple=True, type=click.Path(path_type=Path),
+              metavar="PATH",
+              help="Your own model (a .keras/.h5 file, a SavedModel directory or a .tflite "
+              "file), as built by `edge build --model PATH`: measured instead of the matrix's "
+              "models, by the matrix's rules that name no model. Repeatable.")
+@click.option("--task", type=click.Choice(["classification", "segmentation", "text_detection"]),
+              help="Task of --model, as given to `edge build` (default: inferred from the "
+              "output shape).")
+@click.option("--input-size", callback=_input_size, metavar="HxW",
+              help="Input size of --model, as given to `edge build` (default: the model's).")
+@click.option("--mean", type=float, default=127.5, show_default=True,
+              help="Preprocessing of --model, as given to `edge build`: (pixel - mean) / std.")
+@click.option("--std", type=float, default=127.5, show_default=True,
+              help="Preprocessing of --model, as given to `edge build`: (pixel - mean) / std.")
+@click.option("--images", type=click.Path(path_type=Path),
+              help="Image folder of --model, as given to `edge build` (its representative "
+              "dataset and fidelity inputs).")
+def bench(matrix, preset, resume, tiny, shard, catalog, model_paths, task, input_size, mean,
+          std, images):
     """Measure built variants on device profiles: browsers (TF.js, tfjs-tflite) and TFLite.
 
     Writes one JSON Lines record per cell to reports/<run-id>/results.jsonl. Run `edge build`
-    (or `nox -s device_matrix`) first. Emulated phone figures are estimates.
+    (or `nox -s device_matrix`) first. Emulated phone figures are estimates. With --model,
+    measures your own model's built variants (`edge build --model PATH` first, with the same
+    --task/--input-size/--mean/--std/--images and build directory).
     """
     _quiet_tensorflow()
     from edge.farm.emulation.devices import DEFAULT_CATALOG, load_catalog
     from edge.farm.scheduling.matrix import load_matrix
-    from edge.workflow import measure
+    from edge.workflow import measure, with_user_models
 
+    if model_paths and resume:
+        raise EdgeError("--model: a resumed run measures the models it recorded; resume it "
+                        "without --model")
     if catalog is not None and not catalog.is_file():
         raise EdgeError(f"--catalog {catalog}: file not found")
     if resume and catalog is not None:
@@ -242,7 +265,11 @@ def bench(matrix, preset, resume, tiny, shard, catalog):
                         "resume it without --catalog")
     # a resumed run's devices are checked against the catalog it recorded, by `measure`
     devices = None if resume else list(load_catalog(catalog or DEFAULT_CATALOG))
-    measure(load_matrix(matrix, device_names=devices), preset=preset, tiny=tiny,
+    loaded = load_matrix(matrix, device_names=devices)
+    if model_paths:
+        loaded = with_user_models(loaded, model_paths, task=task, input_size=input_size,
+                                  mean=mean, std=std, images=images)
+    measure(loaded, preset=preset, tiny=tiny,
             resume=resume, shard=shard, catalog=str(catalog.resolve()) if catalog else None)
 
 

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from edge.convert import pipeline
 from edge.convert.cache import Store
-from edge.convert.targets import Target, garden_target
+from edge.convert.targets import Target, garden_target, is_model_path, user_model_target
 from edge.errors import EdgeError
 from edge.garden import DEFAULT_GARDEN, resolve
 from edge.variants import RECIPE_VARIANTS
@@ -60,6 +60,45 @@ def garden_targets(models: Sequence[str] = (), *, tiny: bool = False, seed: int 
         targets.append(garden_target(config, seed=seed, weights=weights, images=images,
                                      variants=tuple(variants) if variants else None))
     return targets
+
+
+def model_targets(models: Sequence[str] = (), *, tiny: bool = False,
+                  variants: Sequence[str] | None = None) -> list[Target]:
+    """Targets for a run's model arguments: garden names (`garden_targets`) and the user's own
+    models, given by path (`PATH[:task=...,size=HxW,...]`, `user_model_target`), in order;
+    none means the default garden. Two models with one name are an error: cells, records and
+    `edge pick --model` know a model by its name."""
+    if not models:
+        return garden_targets(tiny=tiny, variants=variants)
+    chosen = tuple(variants) if variants else None
+    targets = [user_model_target(m, chosen) if is_model_path(m)
+               else garden_targets([m], tiny=tiny, variants=variants)[0] for m in models]
+    seen: dict[str, str] = {}
+    for model, target in zip(models, targets, strict=True):
+        if target.slug in seen:
+            raise EdgeError(f"two models named {target.slug!r} in one run ({seen[target.slug]} "
+                            f"and {model}): rename one of the files")
+        seen[target.slug] = model
+    return targets
+
+
+def build_command(target: Target, build_dir: Path = DEFAULT_BUILD_DIR) -> str:
+    """The `edge build` command that builds a target's artifacts (as `edge bench` looks them
+    up: same settings, same build directory)."""
+    if target.kind == "garden":
+        command = f"edge build {target.slug}"
+    else:
+        command = (f"edge build --model {target.source} --task {target.task} "
+                   f"--input-size {target.input_size[0]}x{target.input_size[1]}")
+        if target.mean != (127.5,) * 3:
+            command += f" --mean {target.mean[0]:g}"
+        if target.std != (127.5,) * 3:
+            command += f" --std {target.std[0]:g}"
+        if target.images:
+            command += f" --images {target.images}"
+    if Path(build_dir) != DEFAULT_BUILD_DIR:
+        command += f" --build-dir {build_dir}"
+    return command
 
 
 def _explicit(text: str) -> dict:
@@ -232,7 +271,7 @@ class RunSettings:
     catalog: str | None = None  # the device catalog file (None: the shipped one)
 
     def targets(self) -> list[Target]:
-        return garden_targets(self.models, tiny=self.tiny, variants=self.variants)
+        return model_targets(self.models, tiny=self.tiny, variants=self.variants)
 
 
 def _protocol(matrix, preset: str):
@@ -259,8 +298,21 @@ def _scope(matrix, preset: str, tiny: bool) -> tuple[list[str], list[str]]:
     if preset != "smoke":
         return list(matrix.models), list(matrix.variants)
     models = list(matrix.models[:1])
-    slugs = [t.slug for t in garden_targets(models, tiny=tiny, variants=matrix.variants)]
-    return models, sorted({c.variant for c in matrix.cells("smoke", slugs)})
+    targets = model_targets(models, tiny=tiny, variants=matrix.variants)
+    variants = sorted({*matrix.variants, *(v for t in targets for v in t.variants)})
+    scoped = dataclasses.replace(matrix, variants=variants)
+    return models, sorted({c.variant for c in scoped.cells("smoke", [t.slug for t in targets])})
+
+
+def _absolute(model: str) -> str:
+    """A user's model argument with absolute paths (a run records it in its run.json and a
+    resumed run finds the same file from anywhere); a garden argument unchanged."""
+    from edge.convert.targets import parse_user_model_arg, user_model_arg
+
+    if not is_model_path(model):
+        return model
+    path, options = parse_user_model_arg(model)
+    return user_model_arg(path, **options)
 
 
 def run_settings(matrix, *, preset: str = "default", tiny: bool = False,
@@ -286,6 +338,7 @@ def run_settings(matrix, *, preset: str = "default", tiny: bool = False,
         meta = ResultStore(run_dir).read_meta()
     if not meta:
         models, variants = _scope(matrix, preset, tiny)
+        models = [_absolute(m) for m in models]
         return RunSettings(resume or run_id or new_run_id(), preset, tiny, models, variants,
                            _protocol(matrix, preset), recorded=False, shard=shard,
                            catalog=str(catalog) if catalog else None)
@@ -323,9 +376,15 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
                                         resume=resume, shard=shard, catalog=catalog)
     catalog = load_catalog(settings.catalog or DEFAULT_CATALOG)
     run_dir = matrix.reports_dir / settings.run_id
-    scoped = dataclasses.replace(matrix, models=settings.models, variants=settings.variants)
     targets = settings.targets()
-    every_cell = scoped.cells(settings.preset, [t.slug for t in targets])
+    # A user's .tflite file is measured as itself (tflite-as-is), a Keras model in the run's
+    # buildable variants: each model's cells are those of its own variants.
+    variants = list(dict.fromkeys([*settings.variants, *(v for t in targets for v in t.variants)]))
+    scoped = dataclasses.replace(matrix, models=settings.models, variants=variants)
+    own = {t.slug: set(t.variants) for t in targets}
+    every_cell = [c for c in scoped.cells(settings.preset, [t.slug for t in targets])
+                  if c.variant in own[c.model]]
+    every_cell = _built_user_cells(every_cell, targets, matrix.build_dir, console)
     shard = parse_shard(settings.shard) if settings.shard else None
     cells = shard_cells(every_cell, shard, catalog)
     unknown = sorted({c.device for c in every_cell} - set(catalog))
@@ -369,6 +428,38 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
     return run_dir
 
 
+def _built_user_cells(cells: list, targets: Sequence[Target], build_dir: Path,
+                      console: Console) -> list:
+    """The cells, less those of a user's model's variants that are not built (a note names
+    them and the command that builds them). A user's model of which no measured variant is
+    built is an error naming that command. Garden models' missing artifacts are reported by
+    `pipeline.artifacts_for`."""
+    users = [t for t in targets if t.kind != "garden"]
+    if not users:
+        return cells
+    plan = pipeline.plan(users, Store(Path(build_dir)))
+    built = {(j.target.slug, j.variant) for j in plan.artifacts if j.cached}
+    kept = []
+    for target in users:
+        wanted = sorted({c.variant for c in cells if c.model == target.slug})
+        missing = [v for v in wanted if (target.slug, v) not in built]
+        if wanted and len(missing) == len(wanted):
+            raise EdgeError(
+                f"{target.source}: nothing built for this model with these settings (task "
+                f"{target.task}, input {target.input_size[0]}x{target.input_size[1]}) in "
+                f"{build_dir} (variants {', '.join(wanted)}); run "
+                f"`{build_command(target, build_dir)}` first, or give `edge bench` the --task, "
+                "--input-size, --mean, --std and --images it was built with")
+        if missing:
+            console.print(f"[yellow]note:[/] {escape(target.slug)}: not built, not measured: "
+                          f"{', '.join(missing)} (`{escape(build_command(target, build_dir))}` "
+                          "builds them)")
+    for c in cells:
+        if (c.model, c.variant) in built or c.model not in {t.slug for t in users}:
+            kept.append(c)
+    return kept
+
+
 # -- report ----------------------------------------------------------------------------------
 
 def report(run_dir: Path, console: Console | None = None) -> Path:
@@ -378,6 +469,37 @@ def report(run_dir: Path, console: Console | None = None) -> Path:
     index = write_report(run_dir.parent, run_dir.name)
     (console or make_console()).print(f"report: {index}")
     return index
+
+
+def parse_input_size(text: str | None) -> tuple[int, int] | None:
+    """`HxW` (or `N` for a square) as (H, W); an error names --input-size."""
+    if text is None:
+        return None
+    try:
+        h, _, w = text.lower().partition("x")
+        return (int(h), int(w or h))
+    except ValueError:
+        raise EdgeError(f"--input-size: expected HxW such as 224x224, got {text!r}") from None
+
+
+def with_user_models(matrix, paths: Sequence[Path], *, task: str | None = None,
+                     input_size: tuple[int, int] | None = None, mean: float = 127.5,
+                     std: float = 127.5, images: Path | None = None):
+    """The matrix with its models replaced by the user's (`--model PATH`, repeatable), each with
+    the settings it is built with; the matrix's rules that name no model measure them. Checks
+    every file at once: an error names the path."""
+    from edge.convert.targets import user_kind, user_model_arg
+
+    models = []
+    for path in paths:
+        if not Path(path).exists():
+            raise EdgeError(f"--model {path}: model file not found")
+        user_kind(Path(path))  # an unknown format or a directory that is no SavedModel
+        models.append(user_model_arg(path, task=task, input_size=input_size, mean=mean, std=std,
+                                     images=images))
+    if images is not None and not Path(images).is_dir():
+        raise EdgeError(f"--images {images}: folder not found")
+    return dataclasses.replace(matrix, models=models)
 
 
 # -- the whole path, for `nox -s device_matrix` ----------------------------------------------
@@ -401,7 +523,22 @@ def device_matrix(argv: list[str] | None = None) -> None:
                         "runs with `edge merge`)")
     parser.add_argument("--catalog", type=Path, metavar="FILE",
                         help="device catalog (default: edge/data/catalog.toml)")
-    parser.add_argument("-j", "--jobs", type=int)
+    parser.add_argument("--model", action="append", type=Path, metavar="PATH",
+                        help="your own model (a .keras/.h5 file, a SavedModel directory or a "
+                        ".tflite file) instead of the matrix's models, measured by the rules "
+                        "that name no model; repeatable")
+    parser.add_argument("--task", choices=("classification", "segmentation", "text_detection"),
+                        help="task of --model (default: inferred from its output shape)")
+    parser.add_argument("--input-size", metavar="HxW",
+                        help="input size of --model when the model does not fix it")
+    parser.add_argument("--mean", type=float, default=127.5,
+                        help="preprocessing of --model: (pixel - mean) / std (default 127.5)")
+    parser.add_argument("--std", type=float, default=127.5,
+                        help="preprocessing of --model: (pixel - mean) / std (default 127.5)")
+    parser.add_argument("--images", type=Path, metavar="DIR",
+                        help="folder of images for --model's representative dataset and "
+                        "fidelity (default: the task's synthetic evaluation set)")
+    parser.add_argument("-j", "--jobs", type=int, help="conversions to run at once")
     parser.add_argument("--no-measure", action="store_true", help="build and validate only")
     args = parser.parse_args(argv or [])
     console = make_console()
@@ -411,6 +548,13 @@ def device_matrix(argv: list[str] | None = None) -> None:
             raise EdgeError(f"--catalog {args.catalog}: file not found")
         devices = None if args.resume else list(load_catalog(args.catalog or DEFAULT_CATALOG))
         matrix = load_matrix(args.matrix, device_names=devices)
+        if args.model:
+            if args.resume:
+                raise EdgeError("--model: a resumed run measures the models it recorded; "
+                                "resume it without --model")
+            matrix = with_user_models(matrix, args.model, task=args.task,
+                                      input_size=parse_input_size(args.input_size),
+                                      mean=args.mean, std=args.std, images=args.images)
         settings = run_settings(matrix, preset=args.preset, tiny=args.tiny, resume=args.resume,
                                 shard=args.shard,
                                 catalog=args.catalog.resolve() if args.catalog else None)

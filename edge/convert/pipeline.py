@@ -191,7 +191,8 @@ def _artifact_manifest(target, variant, staged, built, ref_key, reference, start
         "op_count": sum(built["ops"].values()),
         "io": built.get("io"),
         "reference": None if reference is None else {
-            "key": ref_key, "params": reference["params"], "flops": reference["flops"]},
+            "key": ref_key, "params": reference["params"], "flops": reference["flops"],
+            "outputs": reference.get("outputs", 1)},
         "tools": tool_versions(),
         "build_seconds": round(time.perf_counter() - started, 3),
         "fidelity": None,

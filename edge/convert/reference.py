@@ -83,11 +83,13 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> di
         outputs = tflite_outputs(Path(target.source), inputs)
     elif target.kind == "saved_model":
         shutil.copytree(target.source, sm_dir)
+        n_outputs = signature_outputs(sm_dir)
     else:
         model = load_reference_model(target, inputs)
         export_reference(model, sm_dir, target.input_shape)
         params = int(model.count_params())
         flops = count_flops(model, target.input_shape)
+        n_outputs = len(model.outputs)
     # The reference outputs come from the exported graph, the very thing every variant is
     # converted from. (Keras 3 eager calls can disagree with the traced graph: in the PSENet FPN
     # one batch-norm layer used batch statistics eagerly despite training=False.)
@@ -100,6 +102,7 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> di
         "task": target.task,
         "input_shape": list(target.input_shape),
         "output_shape": [1, *outputs.shape[1:]],
+        "outputs": n_outputs,  # the reference outputs hold the first; fidelity needs one
         "params": params,
         "flops": flops,
         "eval_images": int(len(eval_images)),
@@ -115,6 +118,13 @@ def export_reference(model, sm_dir: Path, input_shape) -> None:
     shape = [EXPORT_BATCH, *list(input_shape)[1:]]
     model.export(str(sm_dir), verbose=False,
                  input_signature=[tf.TensorSpec(shape, tf.float32)])
+
+
+def signature_outputs(sm_dir: Path) -> int:
+    """How many outputs the SavedModel's serving signature has."""
+    import tensorflow as tf
+
+    return len(tf.saved_model.load(str(sm_dir)).signatures["serving_default"].structured_outputs)
 
 
 def saved_model_outputs(sm_dir: Path, inputs: np.ndarray, batch: int = 8) -> np.ndarray:

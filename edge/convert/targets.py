@@ -24,6 +24,11 @@ EXPORT_BATCH = 1
 
 USER_KINDS = {".keras": "keras", ".h5": "keras", ".tflite": "tflite"}
 
+#: Options a user's model argument can carry after its path (`PATH:task=...,size=HxW`): the
+#: settings of `edge build --model PATH` that the artifacts' keys depend on.
+USER_OPTIONS = {"task": "--task", "size": "--input-size", "mean": "--mean", "std": "--std",
+                "images": "--images"}
+
 
 @dataclass(frozen=True)
 class Target:
@@ -128,18 +133,21 @@ def user_target(path: str | Path, *, task: str | None = None,
         raise SpecError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     if images is not None and not Path(images).is_dir():
         raise ModelFileError(f"image folder not found: {images}")
-    in_shape, out_shape = inspect_model(path, kind)
+    ins, outs = inspect_model(path, kind)
+    check_io(path, ins, outs)
+    in_shape, out_shape = ins[0], outs[0]
     if input_size is None:
-        if in_shape is None or in_shape[1] is None or in_shape[2] is None:
+        if in_shape[1] is None or in_shape[2] is None or min(in_shape[1:3]) < 1:
             raise SpecError(
-                f"{path}: the model's input size is not fixed {in_shape}; pass --input-size HxW"
+                f"{path}: the model's input size is not fixed {in_shape}; pass --input-size HxW "
+                "(in a matrix file: PATH:size=HxW)"
             )
         input_size = (int(in_shape[1]), int(in_shape[2]))
     if task is None:
         task = infer_task(out_shape)
         if task is None:
             raise SpecError(f"{path}: cannot infer the task from output shape {out_shape}; "
-                            f"pass --task ({', '.join(TASKS)})")
+                            f"pass --task ({', '.join(TASKS)}; in a matrix file: PATH:task=...)")
     if kind == "tflite":
         allowed = ("tflite-as-is", *RECIPE_VARIANTS)
         if variants and set(variants) - set(allowed):
@@ -180,6 +188,20 @@ def float_tflite(path: Path) -> bool:
                    or d["quantization"][0] != 0.0 for d in interp.get_tensor_details())
 
 
+def check_io(path: Path, ins: list[tuple], outs: list[tuple]) -> None:
+    """`SpecError` unless the model takes one image, (1 or any batch, H, W, 3), and has at
+    least one output: edge feeds every model one preprocessed RGB image."""
+    if len(ins) != 1:
+        raise SpecError(f"{path}: the model has {len(ins)} inputs; edge measures models with one "
+                        "image input (batch, height, width, 3)")
+    shape = ins[0]
+    if len(shape) != 4 or shape[3] != 3:
+        raise SpecError(f"{path}: the model's input has shape {shape}; edge measures models with "
+                        "one RGB image input (batch, height, width, 3)")
+    if not outs:
+        raise SpecError(f"{path}: the model has no outputs")
+
+
 def infer_task(out_shape) -> str | None:
     if out_shape is None:
         return None
@@ -190,15 +212,19 @@ def infer_task(out_shape) -> str | None:
     return None
 
 
-def inspect_model(path: Path, kind: str):
-    """(input shape, output shape) of a user's model; a corrupt file raises ModelFileError."""
+def inspect_model(path: Path, kind: str) -> tuple[list[tuple], list[tuple]]:
+    """(input shapes, output shapes) of a user's model; a file that does not load raises
+    ModelFileError."""
+    def shape(s) -> tuple:
+        return tuple(None if d is None else int(d) for d in s)
+
     try:
         if kind == "tflite":
             from ai_edge_litert.interpreter import Interpreter
 
             interp = Interpreter(model_path=str(path))
-            ins, outs = interp.get_input_details(), interp.get_output_details()
-            return tuple(ins[0]["shape"]), tuple(outs[0]["shape"])
+            return ([shape(d["shape"]) for d in interp.get_input_details()],
+                    [shape(d["shape"]) for d in interp.get_output_details()])
         import os
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -206,16 +232,87 @@ def inspect_model(path: Path, kind: str):
             import keras
 
             model = keras.models.load_model(path, compile=False)
-            return tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+            return ([shape(t.shape) for t in model.inputs],
+                    [shape(t.shape) for t in model.outputs])
         import tensorflow as tf
 
         loaded = tf.saved_model.load(str(path))
         fn = loaded.signatures["serving_default"]
-        (spec,) = fn.structured_input_signature[1].values()
-        out = next(iter(fn.structured_outputs.values()))
-        return tuple(spec.shape), tuple(out.shape)
+        return ([shape(s.shape) for s in fn.structured_input_signature[1].values()],
+                [shape(o.shape) for o in fn.structured_outputs.values()])
     except ModelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - any loader failure means a bad file for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{path}: cannot load as {kind}: {first}") from None
+
+
+# -- a user's model as a model argument (`edge bench --model`, a matrix's [build] models) -----
+
+def split_model_arg(text: str) -> tuple[str, str]:
+    """(head, options) of a model argument: `PATH:key=value,...` or `NAME:key=value,...`."""
+    head, sep, tail = str(text).rpartition(":")
+    if sep and "=" in tail and head:
+        return head, tail
+    return str(text), ""
+
+
+def is_model_path(text: str) -> bool:
+    """Whether a model argument names a user's model file or SavedModel directory rather than a
+    garden model (garden names are plain identifiers: no path separator, no file suffix)."""
+    head = Path(split_model_arg(text)[0])
+    return ("/" in str(head) or "\\" in str(head) or head.suffix.lower() in USER_KINDS
+            or (head / "saved_model.pb").is_file())
+
+
+def user_model_arg(path: str | Path, *, task: str | None = None,
+                   input_size: tuple[int, int] | None = None, mean: float = 127.5,
+                   std: float = 127.5, images: str | Path | None = None) -> str:
+    """The model argument of a user's model (absolute path) with the settings that differ from
+    the defaults, e.g. `/home/me/selfie.keras:task=segmentation,size=256x256`."""
+    options = {"task": task,
+               "size": f"{input_size[0]}x{input_size[1]}" if input_size else None,
+               "mean": None if mean == 127.5 else f"{mean:g}",
+               "std": None if std == 127.5 else f"{std:g}",
+               "images": str(Path(images).resolve()) if images else None}
+    tail = ",".join(f"{k}={v}" for k, v in options.items() if v is not None)
+    return str(Path(path).resolve()) + (f":{tail}" if tail else "")
+
+
+def parse_user_model_arg(text: str) -> tuple[Path, dict]:
+    """(path, user_target keyword arguments) of `PATH[:task=...,size=HxW,mean=M,std=S,
+    images=DIR]`; errors name the argument and the allowed keys."""
+    head, tail = split_model_arg(text)
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in tail.split(","))):
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if key not in USER_OPTIONS:
+            raise SpecError(f"{text}: unknown option {key!r} of a model file; allowed: "
+                            f"{', '.join(USER_OPTIONS)} (as PATH:task=...,size=HxW)")
+        try:
+            if key == "size":
+                h, _, w = value.lower().partition("x")
+                kwargs["input_size"] = (int(h), int(w or h))
+            elif key in ("mean", "std"):
+                kwargs[key] = float(value)
+            else:
+                kwargs[key] = value
+        except ValueError:
+            raise SpecError(f"{text}: {key}={value!r} is not a valid value "
+                            f"(like {USER_OPTIONS[key]})") from None
+    return Path(head), kwargs
+
+
+def user_model_target(text: str, variants: tuple[str, ...] | None = None) -> Target:
+    """The target of a user's model argument (`parse_user_model_arg`), measured in `variants`
+    where it can be: a .tflite file as itself (tflite-as-is), a Keras file or SavedModel in the
+    buildable ones among them (every default variant when none is)."""
+    path, kwargs = parse_user_model_arg(text)
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path}")
+    if user_kind(path) == "tflite":
+        variants = None
+    elif variants:
+        variants = tuple(v for v in variants if v in BUILDABLE_VARIANTS) or None
+    return user_target(path, variants=variants, **kwargs)

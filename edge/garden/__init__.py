@@ -32,7 +32,8 @@ def get_spec(name: str) -> ModelSpec:
     except KeyError:
         raise SpecError(
             f"unknown model {name!r}; garden models: {', '.join(REGISTRY)} "
-            "(or pass --model PATH for your own model)"
+            "(your own model: its file's path, `--model PATH` in edge build/validate/bench "
+            "or a path in a matrix's [build] models)"
         ) from None
 
 

@@ -86,6 +86,16 @@ def current_thresholds(manifest: dict) -> dict:
             for k, levels in DEFAULT_THRESHOLDS[model["task"]].items()}
 
 
+def several_outputs(manifest: dict) -> str | None:
+    """Why fidelity is not compared for an artifact whose model has several outputs (their
+    order differs between the reference and a converted model), else None."""
+    n = (manifest.get("reference") or {}).get("outputs", 1)
+    if n > 1:
+        return (f"the model has {n} outputs: fidelity is compared for models with one output "
+                "only")
+    return None
+
+
 def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
     """Fidelity of one built artifact; cached in its manifest per runtime version and
     thresholds."""
@@ -100,6 +110,8 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
     elif manifest["reference"] is None:
         fid = Fidelity(target, variant, "n/a", {}, ["no float32 reference: the model was given "
                        "as a .tflite file"], None, None)
+    elif several_outputs(manifest):
+        fid = Fidelity(target, variant, "n/a", {}, [several_outputs(manifest)], None, None)
     elif (cached and cached.get("runtime") == litert_version()
           and cached.get("thresholds") == thresholds and not force):
         return Fidelity(target, variant, cached["status"], cached["figures"], cached["reasons"],

@@ -6,6 +6,12 @@ with the package (`edge/data/device_matrix.toml`, `default_matrix_path`). Each `
 rule is a small cross product (globs allowed for models and variants); the matrix is the union of
 the rules, deduplicated. Presets: `default` (the file's rules), `full` (every variant on every
 runtime that runs its format, on every device of `bench.devices`), `smoke` (a few minutes).
+
+A `[build] models` entry is a garden name (`NAME:key=value,...`) or the path of the user's own
+model (relative to the working directory, like `build_dir`): a .keras/.h5 file, a SavedModel
+directory or a .tflite file, with optional settings `PATH:task=...,size=HxW,mean=M,std=S,
+images=DIR` (`edge.convert.targets.parse_user_model_arg`). A rule that names no model applies to
+it; a model pattern matches its name (the file name without suffix).
 """
 
 from __future__ import annotations
@@ -82,7 +88,8 @@ class Matrix:
                      {**every, "runtimes": browser},  # the run's thread count per profile
                      {**every, "runtimes": browser, "threads": [1]}]
         elif preset == "smoke":
-            rules = [{"models": slugs[:1], "variants": ["tflite-fp32", "tfjs-fp32"],
+            rules = [{"models": slugs[:1],
+                      "variants": ["tflite-fp32", "tflite-as-is", "tfjs-fp32"],
                       "runtimes": ["litert", "tfjs-wasm"], "devices": self.devices[:2],
                       "threads": self.threads[:1]}]
         else:
