@@ -120,6 +120,7 @@ class Bench:
         self.calibrations: dict[tuple, object] = {}  # (device, runtime, threads) -> Calibration
         self.groups: dict[str, object] = {}  # device/kind -> CpuGroup
         self.host_index: float | None = None
+        self.host_index_pages: list[float] = []  # each page's median, the index their median
         self.paired: dict[object, dict | str] = {}  # cell -> its paired slowdown measurement
         self.noise: dict[str, dict] = {}  # "browser" | "native" -> the run's between-run spread
         self.noise_repeats = noise_repeats  # fresh pages/workers of the noise probe (< 2: none)
@@ -154,6 +155,7 @@ class Bench:
             if self.host_index is not None:
                 cal = profile.slowdown(self.host_index)
                 extra["calibration"] = {"host_index": cal.host_index,
+                                        "host_index_pages": self.host_index_pages,
                                         "target_index": cal.target_index, "factor": cal.factor,
                                         "clamped": cal.clamped, "warning": cal.warning}
         kind = "native" if cell.native else "browser"

@@ -19,11 +19,12 @@ discarded: it may straddle the quota change.
 A throttled cell with a target and a host cell is steered to its target before the rounds that
 count (`_steer`): its quota moved, step by step, by the slowdown its blocks showed against its
 host cell's blocks of the same rounds, until that slowdown is within `STEER_TOLERANCE` of the
-target; those rounds' samples are dropped. While the rounds count, the quota keeps tracking
-the target (`_track`): a throttled page or worker drifts too, and not as its unthrottled twin
-does, so a quota that gave the target a minute ago may not give it now. What is held fixed is
-the slowdown, which is what the phone's profile says, not the quota, which is a means to it;
-every quota change is recorded (``Arm.steps``).
+target; those rounds' samples are dropped. While the rounds count, the quota keeps the
+slowdown so far on the target (`_track`): a throttled page or worker drifts too, and not as its
+unthrottled twin does, so a quota that gave the target a minute ago may not give it now, and a
+few noisy blocks at one quota are made up for at the next. What is held fixed is the slowdown,
+which is what the phone's profile says, not the quota, which is a means to it; every quota and
+the slowdown measured under it are recorded (``Arm.steps``).
 """
 
 from __future__ import annotations
@@ -48,12 +49,19 @@ MIN_ROUNDS = 3
 #: Steering before the rounds that count: a step is this many rounds at one quota; at most
 #: this many steps; an arm within this of its target slowdown is settled.
 STEER_ROUNDS = 2
-STEER_STEPS = 5
-STEER_TOLERANCE = 0.05
-#: Tracking while the rounds count: every this many rounds, an arm whose slowdown over them is
-#: further than this from its target gets one steering step.
-TRACK_ROUNDS = 3
-TRACK_TOLERANCE = 0.10
+STEER_STEPS = 4
+STEER_TOLERANCE = 0.08
+#: Tracking while the rounds count: every this many rounds, an arm whose slowdown so far is
+#: further than this from its target gets one steering step, towards a slowdown at most
+#: `TRACK_RANGE` (factors of the target) off the target.
+TRACK_ROUNDS = 2
+TRACK_TOLERANCE = 0.03
+TRACK_RANGE = (0.8, 1.25)
+#: A steered arm whose slowdown so far is further than `ON_TARGET` from its target when the
+#: group would stop keeps it going, up to `OVERTIME` times the protocol's caps, so that
+#: tracking can bring it back (those cells' records say ``overtime``).
+ON_TARGET = 0.05
+OVERTIME = 1.5
 #: How a run's time answers a quota change before two quotas were tried (time ~ quota^-e):
 #: above 1, because a throttled thread pool also loses time spinning and waking.
 ELASTICITY = 1.5
@@ -83,6 +91,8 @@ class Arm:
     #: "quota_us", "slowdown", "rounds"}; `settled`: steering reached the target.
     steps: list[dict] = field(default_factory=list)
     settled: bool = False
+    #: The group ran past the protocol's caps for a steered arm still off target.
+    overtime: bool = False
 
     @property
     def steered(self) -> bool:
@@ -109,6 +119,8 @@ def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None]
         if any(a.steered for a in arms):
             _steer(arms, set_quota)
         marks = {id(a): (0, 0) for a in arms}  # sample counts where the tracking window opens
+        overtime = {**protocol, **{k: protocol[k] * OVERTIME for k in CAPS if protocol.get(k)}}
+        extended = False
         while rounds < max_rounds:
             _round(arms, rounds, set_quota)
             for arm in arms:
@@ -123,16 +135,29 @@ def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None]
                 arm.stop_reason = reason if done else None
             capped = any(a.stop_reason in CAPS for a in arms)
             if capped or all(a.stop_reason for a in arms):
-                break
+                if not any(_off_target(a) for a in arms) or _capped(arms, overtime):
+                    break
+                extended = True
     finally:
         set_quota(None, None)
-    cap = int(protocol.get("max_runs") or 0)
+    cap = int((overtime if extended else protocol).get("max_runs") or 0)
     for arm in arms:
         if cap and len(arm.samples) > cap:
             del arm.samples[cap:]  # at most the cap (the last block may run past it)
         arm.stop_reason = arm.stop_reason or ("group_cap" if rounds < max_rounds
                                               else "max_rounds")
+        arm.overtime = extended
     return rounds
+
+
+def _off_target(arm: Arm) -> bool:
+    """A steered arm whose slowdown so far is further than `ON_TARGET` from its target."""
+    got = ratio(arm.samples, arm.host.samples) if arm.steered else None
+    return got is not None and abs(got / arm.target - 1) > ON_TARGET
+
+
+def _capped(arms: list[Arm], protocol: dict) -> bool:
+    return any(sampling_done(a.samples, protocol)[1] in CAPS for a in arms)
 
 
 def _round(arms: list[Arm], index: int, set_quota) -> None:
@@ -188,31 +213,36 @@ def _steer(arms: list[Arm], set_quota) -> None:
 
 
 def _track(arms: list[Arm], marks: dict, rounds: int) -> None:
-    """Every `TRACK_ROUNDS` counted rounds: a throttled arm whose slowdown over them (against
-    its host arm's blocks of the same rounds) is further than `TRACK_TOLERANCE` from its target
-    gets one steering step. The samples stay: they were taken under the quota recorded for
-    them in `Arm.steps`."""
+    """Every `TRACK_ROUNDS` counted rounds, each throttled arm's slowdown so far (all its
+    counted samples against its host arm's) is held on its target: when it is further than
+    `TRACK_TOLERANCE`, the quota takes one steering step towards the slowdown that brings it
+    back, i.e. the target corrected by the error so far (at most `TRACK_RANGE` off the
+    target), from what the last rounds showed (against the host arm's blocks of the same
+    rounds). A throttled page drifts, and not as its unthrottled twin does; the samples stay,
+    each taken under the quota recorded for it in `Arm.steps`."""
     for arm in arms:
         if not arm.steered:
             continue
         mine, theirs = marks[id(arm)]
         got = ratio(arm.samples[mine:], arm.host.samples[theirs:])
-        if got is None:
+        so_far = ratio(arm.samples, arm.host.samples)
+        if got is None or so_far is None:
             continue
-        step = {"phase": "track", "quota_us": arm.quota_us, "rounds": TRACK_ROUNDS,
-                "slowdown": round(got, 4)}
-        arm.steps.append(step)
-        if abs(got / arm.target - 1) > TRACK_TOLERANCE:
-            arm.quota_us = _next_quota(arm)
+        arm.steps.append({"phase": "track", "quota_us": arm.quota_us, "rounds": TRACK_ROUNDS,
+                          "slowdown": round(got, 4), "so_far": round(so_far, 4)})
+        if abs(so_far / arm.target - 1) > TRACK_TOLERANCE:
+            lo, hi = TRACK_RANGE
+            goal = arm.target * min(hi, max(lo, arm.target / so_far))
+            arm.quota_us = _next_quota(arm, goal)
     for arm in arms:
         if arm.steered:
             marks[id(arm)] = (len(arm.samples), len(arm.host.samples))
 
 
-def _next_quota(arm: Arm) -> int:
+def _next_quota(arm: Arm, goal: float | None = None) -> int:
     points = [(s["quota_us"], s["slowdown"]) for s in arm.steps if s["slowdown"]]
     ceiling = arm.max_quota_us or max(q for q, _ in points) * 4
-    return int(round(steer_step(points, arm.target, arm.min_quota_us, ceiling)))
+    return int(round(steer_step(points, goal or arm.target, arm.min_quota_us, ceiling)))
 
 
 def steer_step(points: Sequence[tuple[float, float]], target: float, floor: float,

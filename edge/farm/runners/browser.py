@@ -309,16 +309,22 @@ def run_harness(page, config: dict, timeout_s: float) -> dict:
         timer.cancel()
 
 
-def host_benchmark_index(session: BrowserSession, server_url: str, repeats: int = 5) -> float:
-    """The host's benchmark index (median of a few runs of the harness's fixed JS workload)."""
+def host_benchmark_index(session: BrowserSession, server_url: str, repeats: int = 5,
+                         pages: int = 3) -> tuple[float, list[float]]:
+    """The host's benchmark index and what it was taken from: the harness's fixed JS workload
+    run `repeats` times in each of `pages` fresh pages; the index is the median of the pages'
+    medians (one page's speed moves by tens of percent, e.g. while the browser starts up)."""
     from edge.farm.emulation.devices import HOST_BENCHMARK_JS
 
-    context, page, _ = open_page(session, server_url)
-    try:
-        values = sorted(page.evaluate(HOST_BENCHMARK_JS, 300) for _ in range(repeats))
-        return float(values[len(values) // 2])
-    finally:
-        context.close()
+    medians = []
+    for _ in range(pages):
+        context, page, _ = open_page(session, server_url)
+        try:
+            values = sorted(page.evaluate(HOST_BENCHMARK_JS, 300) for _ in range(repeats))
+            medians.append(float(values[len(values) // 2]))
+        finally:
+            context.close()
+    return float(sorted(medians)[len(medians) // 2]), medians
 
 
 def cdp_metrics(cdp) -> dict:

@@ -30,6 +30,7 @@ from rich.markup import escape
 
 from edge.farm.cells import Bench, workload_name
 from edge.farm.protocol.interleave import DISCARD, Arm, interleave, ratio
+from edge.farm.protocol.load import LoadMeter
 from edge.farm.protocol.protocol import alone_protocol
 from edge.farm.runners.base import Where
 from edge.farm.runners.table import runner_for
@@ -139,7 +140,13 @@ def _interleaved(bench: Bench, members, where: Where) -> dict:
             if group is not None:
                 group.set_quota(quota, period)
 
+        meter = LoadMeter.start()
         rounds = interleave(arms, set_quota, bench.protocol.to_dict())
+        out["load"] = meter.stop()
+        bench.console.print(escape(
+            f"    {rounds} rounds in {out['load']['wall_s']:.0f} s"
+            + (" (past the caps: a phone was still off target)"
+               if any(a.overtime for a in arms) else "")))
         out["rounds"] = rounds
         out["cells"] = len(arms)
         for c, arm, base, workload in phones:
@@ -186,6 +193,8 @@ def _merge(bench: Bench, rec: dict, timed: dict) -> None:
         metrics["interleaved"] = {"error": entry.get("error")}
         return
     arm, host = entry["arm"], entry["host"]
+    if timed.get("load") is not None:  # the rounds' competing load, and the cell's alone
+        rec["load"] = _load(timed["load"], rec.get("load"))
     alone = metrics.get("latency")
     metrics["latency"] = summarize(arm.samples, steady=(alone or {}).get("steady"))
     metrics["latency"]["warmup_runs"] = (alone or {}).get("warmup_runs")
@@ -194,7 +203,8 @@ def _merge(bench: Bench, rec: dict, timed: dict) -> None:
     metrics["interleaved"] = {
         "cells": timed.get("cells"), "rounds": timed.get("rounds"), "blocks": arm.blocks,
         "runs_per_block": arm.runs_per_block, "discarded_per_block": DISCARD,
-        "stop_reason": arm.stop_reason, "quota_us": arm.quota_us, "period_us": arm.period_us,
+        "stop_reason": arm.stop_reason, "overtime": arm.overtime, "quota_us": arm.quota_us,
+        "period_us": arm.period_us,
         "steering": _steering(arm) if arm.steered else None,
         "alone_protocol": alone_protocol(bench.protocol).to_dict()}
     if cell.device == "host" or "emulation" not in rec:
@@ -225,3 +235,14 @@ def _steering(arm: Arm) -> dict:
     counted = [s["quota_us"] for s in arm.steps if s["phase"] == "track"] + [arm.quota_us]
     return {"steps": arm.steps, "settled": arm.settled,
             "counted_quota_range_us": [min(counted), max(counted)]}
+
+
+def _load(rounds: dict, alone: dict | None) -> dict:
+    """A grouped cell's ``load``: the competing load during the group's rounds (where its
+    ``metrics.latency`` comes from) and, under ``alone``, during its measurement alone; busy
+    when either was, ``other_cores`` the larger."""
+    cores = [c for c in (rounds.get("other_cores"), (alone or {}).get("other_cores"))
+             if c is not None]
+    return {**rounds, "other_cores": max(cores) if cores else None,
+            "busy": bool(rounds.get("busy") or (alone or {}).get("busy")),
+            "rounds_other_cores": rounds.get("other_cores"), "alone": alone}

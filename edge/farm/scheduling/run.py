@@ -164,7 +164,10 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
     root_group = bench.emulation.controller
     with LoopbackServer(roots) as server, BrowserSession(info, root=root_group) as session:
         session.place(None)
-        bench.host_index = host_benchmark_index(session, server.url)
+        bench.host_index, bench.host_index_pages = host_benchmark_index(session, server.url)
+        bench.console.print(f"host benchmark index: {bench.host_index:g} (median of "
+                            f"{len(bench.host_index_pages)} pages: "
+                            f"{', '.join(f'{v:g}' for v in bench.host_index_pages)})")
         where = Where(session, server.url)
         measure_noise(bench, cells, where)
         for name, p in catalog.items():
