@@ -57,6 +57,8 @@ STEER_TOLERANCE = 0.08
 TRACK_ROUNDS = 2
 TRACK_TOLERANCE = 0.03
 TRACK_RANGE = (0.8, 1.25)
+#: The largest quota change of one tracking step (log): a factor of 1.3.
+TRACK_STEP = math.log(1.3)
 #: A steered arm whose slowdown so far is further than `ON_TARGET` from its target when the
 #: group would stop keeps it going, up to `OVERTIME` times the protocol's caps, so that
 #: tracking can bring it back (those cells' records say ``overtime``).
@@ -215,10 +217,10 @@ def _steer(arms: list[Arm], set_quota) -> None:
 def _track(arms: list[Arm], marks: dict, rounds: int) -> None:
     """Every `TRACK_ROUNDS` counted rounds, each throttled arm's slowdown so far (all its
     counted samples against its host arm's) is held on its target: when it is further than
-    `TRACK_TOLERANCE`, the quota takes one steering step towards the slowdown that brings it
-    back, i.e. the target corrected by the error so far (at most `TRACK_RANGE` off the
-    target), from what the last rounds showed (against the host arm's blocks of the same
-    rounds). A throttled page drifts, and not as its unthrottled twin does; the samples stay,
+    `TRACK_TOLERANCE`, the quota takes one step (by `ELASTICITY`, at most `TRACK_STEP`)
+    from the slowdown the last rounds showed (against the host arm's blocks of the same
+    rounds) towards the slowdown that brings it back, i.e. the target corrected by the error
+    so far (at most `TRACK_RANGE` off the target). A throttled page drifts, and not as its unthrottled twin does; the samples stay,
     each taken under the quota recorded for it in `Arm.steps`."""
     for arm in arms:
         if not arm.steered:
@@ -233,16 +235,21 @@ def _track(arms: list[Arm], marks: dict, rounds: int) -> None:
         if abs(so_far / arm.target - 1) > TRACK_TOLERANCE:
             lo, hi = TRACK_RANGE
             goal = arm.target * min(hi, max(lo, arm.target / so_far))
-            arm.quota_us = _next_quota(arm, goal)
+            # A plain step by the assumed elasticity: a bracket or a secant drawn through a
+            # few noisy blocks would pin the quota where the noise put it.
+            step = max(-TRACK_STEP, min(TRACK_STEP, math.log(got / goal) / ELASTICITY))
+            ceiling = arm.max_quota_us or arm.quota_us * 4
+            arm.quota_us = int(round(min(ceiling, max(arm.min_quota_us,
+                                                      arm.quota_us * math.exp(step)))))
     for arm in arms:
         if arm.steered:
             marks[id(arm)] = (len(arm.samples), len(arm.host.samples))
 
 
-def _next_quota(arm: Arm, goal: float | None = None) -> int:
+def _next_quota(arm: Arm) -> int:
     points = [(s["quota_us"], s["slowdown"]) for s in arm.steps if s["slowdown"]]
     ceiling = arm.max_quota_us or max(q for q, _ in points) * 4
-    return int(round(steer_step(points, goal or arm.target, arm.min_quota_us, ceiling)))
+    return int(round(steer_step(points, arm.target, arm.min_quota_us, ceiling)))
 
 
 def steer_step(points: Sequence[tuple[float, float]], target: float, floor: float,
