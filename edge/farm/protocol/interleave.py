@@ -220,8 +220,9 @@ def _track(arms: list[Arm], marks: dict, rounds: int) -> None:
     `TRACK_TOLERANCE`, the quota takes one step (by `ELASTICITY`, at most `TRACK_STEP`)
     from the slowdown the last rounds showed (against the host arm's blocks of the same
     rounds) towards the slowdown that brings it back, i.e. the target corrected by the error
-    so far (at most `TRACK_RANGE` off the target). A throttled page drifts, and not as its unthrottled twin does; the samples stay,
-    each taken under the quota recorded for it in `Arm.steps`."""
+    so far (at most `TRACK_RANGE` off the target). A throttled page drifts, and not as its
+    unthrottled twin does; the samples stay, each taken under the quota recorded for it in
+    `Arm.steps`."""
     for arm in arms:
         if not arm.steered:
             continue
