@@ -80,7 +80,7 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> di
     sm_dir = staged / SAVED_MODEL
     params, flops = None, None
     if target.kind == "tflite":
-        outputs = tflite_outputs(Path(target.source), inputs)
+        outputs, n_outputs = tflite_outputs(Path(target.source), inputs)
     elif target.kind == "saved_model":
         shutil.copytree(target.source, sm_dir)
         n_outputs = signature_outputs(sm_dir)
@@ -142,23 +142,27 @@ def saved_model_outputs(sm_dir: Path, inputs: np.ndarray, batch: int = 8) -> np.
     ])
 
 
-def tflite_outputs(path: Path, inputs: np.ndarray) -> np.ndarray:
-    """A float `.tflite` model's outputs on `inputs` in LiteRT, one image per invoke."""
+def tflite_outputs(path: Path, inputs: np.ndarray) -> tuple[np.ndarray, int]:
+    """A float `.tflite` model's first output on `inputs` in LiteRT, one image per invoke, and
+    how many outputs it has (the reference holds the first, as for a SavedModel)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path))
     interp.allocate_tensors()
-    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
-    if np.dtype(inp["dtype"]) != np.float32 or np.dtype(out["dtype"]) != np.float32:
-        raise ValueError(f"{path}: not a float model (input {np.dtype(inp['dtype']).name}, "
-                         f"output {np.dtype(out['dtype']).name}); recipe variants quantize a "
-                         "float32 .tflite")
+    (inp,), outs = interp.get_input_details(), interp.get_output_details()
+    if not outs:
+        raise ValueError(f"{path}: the model has no outputs")
+    for detail in (inp, *outs):
+        if np.dtype(detail["dtype"]) != np.float32:
+            raise ValueError(f"{path}: not a float model ({detail['name']} is "
+                             f"{np.dtype(detail['dtype']).name}); recipe variants quantize a "
+                             "float32 .tflite")
     results = []
     for i in range(len(inputs)):
         interp.set_tensor(inp["index"], inputs[i:i + 1].astype(np.float32))
         interp.invoke()
-        results.append(interp.get_tensor(out["index"]).copy())
-    return np.concatenate(results)
+        results.append(interp.get_tensor(outs[0]["index"]).copy())
+    return np.concatenate(results), len(outs)
 
 
 def load_reference_outputs(ref_dir: Path) -> tuple[np.ndarray, np.ndarray]:

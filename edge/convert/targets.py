@@ -158,8 +158,9 @@ def user_target(path: str | Path, *, task: str | None = None,
             )
         is_float = float_tflite(path)
         if variants and set(variants) & set(RECIPE_VARIANTS) and not is_float:
-            raise SpecError(f"{path}: recipe variants quantize a float32 .tflite, and this "
-                            "model is already quantized; measure it as tflite-as-is")
+            raise SpecError(f"{path}: recipe variants quantize a float32 .tflite that LiteRT "
+                            "runs, and this model is already quantized or has an op LiteRT has "
+                            "no kernel for; measure it as tflite-as-is")
         chosen = tuple(variants) if variants else (
             allowed if is_float else ("tflite-as-is",))
     else:
@@ -177,10 +178,16 @@ def user_target(path: str | Path, *, task: str | None = None,
 
 
 def float_tflite(path: Path) -> bool:
-    """Whether a .tflite model is float: float32 input and output, no quantized tensor."""
+    """Whether a .tflite model is float (float32 input and output, no quantized tensor) and
+    runs in LiteRT (no op without a kernel, e.g. a custom op): what a recipe variant quantizes
+    and is checked against."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path))
+    try:
+        interp.allocate_tensors()
+    except RuntimeError:  # e.g. "Encountered unresolved custom op": measured as-is only
+        return False
     io = interp.get_input_details() + interp.get_output_details()
     if any(np.dtype(d["dtype"]) != np.float32 for d in io):
         return False
