@@ -487,3 +487,17 @@ def test_host_runtimes_refuse_an_adb_phone(phone):
     assert rec["error"] == ("runtime litert runs on this machine, not on the phone of profile "
                             "'pixel_usb': measure it there with runtime benchmark-model (adb)")
     assert phone.calls() == []
+
+
+def test_an_adb_phone_is_a_remote_device_for_shards(tmp_path):
+    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.scheduling.matrix import Cell
+    from edge.farm.scheduling.shards import remote_devices, shard_key
+
+    path = tmp_path / "catalog.toml"
+    path.write_text(CATALOG.format(serial=SERIAL, tcp=TCP))
+    cat = load_catalog(path, descriptors=["Moto G4"])
+    remote = remote_devices(cat)
+    assert remote == {"pixel_usb", "pixel_tcp"}
+    cell = Cell("m", "tflite-fp32", "benchmark-model", "pixel_usb", 4)
+    assert shard_key(cell, remote) == "m|tflite-fp32|benchmark-model|pixel_usb"
