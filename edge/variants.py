@@ -98,6 +98,7 @@ RUNTIMES: dict[str, str] = {
     "tfjs-wasm": "tfjs",
     "tfjs-webgl": "tfjs",
     "tfjs-webgpu": "tfjs",
+    "benchmark-model": "tflite",  # the TFLite benchmark tool on a phone over adb
 }
 
 

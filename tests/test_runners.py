@@ -13,7 +13,13 @@ from edge.farm.runners import endpoints, web_runtime
 from edge.farm.runners.base import Runner
 from edge.farm.runners.browser import BrowserRunner
 from edge.farm.runners.native import NativeRunner
-from edge.farm.runners.table import GPU_RUNTIMES, NATIVE_RUNTIMES, RUNNERS, runner_for
+from edge.farm.runners.table import (
+    ADB_RUNTIMES,
+    GPU_RUNTIMES,
+    NATIVE_RUNTIMES,
+    RUNNERS,
+    runner_for,
+)
 from edge.farm.runners.tflite_runner import RUNTIMES as WORKER_RUNTIMES
 from edge.farm.scheduling.matrix import Cell
 from edge.variants import RUNTIMES
@@ -26,8 +32,9 @@ def test_every_runtime_of_the_vocabulary_has_exactly_one_runner():
     assert NATIVE_RUNTIMES == ("litert", "litert-compiled", "tflite-runtime")
     assert GPU_RUNTIMES == ("tfjs-webgl", "tfjs-webgpu")
     assert all(isinstance(RUNNERS[r], NativeRunner) for r in NATIVE_RUNTIMES)
+    assert ADB_RUNTIMES == ("benchmark-model",)
     assert all(isinstance(r, BrowserRunner) for n, r in RUNNERS.items() if n not in
-               NATIVE_RUNTIMES)
+               NATIVE_RUNTIMES + ADB_RUNTIMES)
     assert set(NATIVE_RUNTIMES) == set(WORKER_RUNTIMES)  # the worker knows each one
     from edge.report import table as report_table  # the report's copy (it never imports farm)
 

@@ -143,8 +143,8 @@ class Bench:
         extra = {"started": started, "finished": now(), "emulated": emulated,
                  "device_label": profile.label if profile else cell.device,
                  "provenance": self.provenance(cell), **(extra or {})}
-        if getattr(profile, "endpoint", None):
-            extra.setdefault("real", True)  # a real browser elsewhere, never emulated
+        if getattr(profile, "endpoint", None) or getattr(profile, "adb", None):
+            extra.setdefault("real", True)  # a real device elsewhere, never emulated
         if status in ("failed", "unsupported"):
             # `unsupported` only where a known issue's error signature matches: one place.
             status, issue = failure_status(cell, error)
@@ -161,7 +161,8 @@ class Bench:
         kind = "native" if cell.native else "browser"
         if kind in self.noise and "noise" not in extra:
             extra["noise"] = self.noise[kind]
-        if cell.threads and cell.threads > self.host_cores:
+        on_phone = bool(getattr(profile, "adb", None))  # its threads run on the phone
+        if cell.threads and cell.threads > self.host_cores and not on_phone:
             extra["oversubscribed"] = (f"{cell.threads} threads on a host with "
                                        f"{self.host_cores} cores: the figure measures the "
                                        f"host's scheduler as much as the model")

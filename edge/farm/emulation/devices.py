@@ -37,6 +37,8 @@ HOST_TIER = "host"
 #: A real device's endpoint schemes: each has a connect function in edge.farm.runners.endpoints.
 ENDPOINT_SCHEMES = ("http://", "https://", "ws://", "wss://")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+#: An adb serial (USB: letters, digits, '.', '-', '_') or host:port for `adb connect`.
+_ADB_SERIAL = re.compile(r"^[A-Za-z0-9._-]+(?::\d{1,5})?$")
 
 #: The workload whose score is the "benchmark index", as a function expression for Playwright's
 #: `page.evaluate(HOST_BENCHMARK_JS)` (or `page.evaluate(HOST_BENCHMARK_JS, ms)`). It is the method
@@ -138,6 +140,10 @@ class DeviceProfile:
     memory_class: float
     emulated: bool = True
     endpoint: str | None = None
+    #: A real phone over adb: its serial (`adb devices`) or host:port (`adb connect`).
+    adb: str | None = None
+    #: The TFLite benchmark tool built for that phone (else $EDGE_BENCHMARK_MODEL).
+    benchmark_model: str | None = None
 
     @property
     def is_host(self) -> bool:
@@ -202,7 +208,7 @@ _NETWORK_KEYS = ("download_kbps", "upload_kbps", "latency_ms")
 _PROFILE_REQUIRED = ("label", "tier", "network")
 _PHONE_REQUIRED = ("cores", "memory_class")
 _PROFILE_KEYS = ("label", "tier", "descriptor", "benchmark_index", "cpu_slowdown", "cores",
-                 "network", "memory_class", "emulated", "endpoint")
+                 "network", "memory_class", "emulated", "endpoint", "adb", "benchmark_model")
 
 
 def _is_number(value: Any) -> bool:
@@ -301,7 +307,22 @@ def _load_profile(check: _Checker, name: str, table: Any, networks: dict[str, Ne
         if is_host:
             check.fail("is not allowed on the host profile (it runs on this machine)",
                        where, name, "endpoint")
-    emulated = endpoint is None
+    adb = None
+    if "adb" in table:
+        adb = check.string(table, "adb", where, name).strip()
+        if not _ADB_SERIAL.match(adb):
+            check.fail(f"must be an adb serial (`adb devices`) or host:port (`adb connect`), "
+                       f"got {_show(table['adb'])}", where, name, "adb")
+        if is_host:
+            check.fail("is not allowed on the host profile (it runs on this machine)",
+                       where, name, "adb")
+    benchmark_model = None
+    if "benchmark_model" in table:
+        benchmark_model = check.string(table, "benchmark_model", where, name) or None
+        if adb is None:
+            check.fail("needs an 'adb' device (the tool runs on that phone)", where, name,
+                       "benchmark_model")
+    emulated = endpoint is None and adb is None
     if "emulated" in table:
         value = table["emulated"]
         if not isinstance(value, bool):
@@ -309,9 +330,12 @@ def _load_profile(check: _Checker, name: str, table: Any, networks: dict[str, Ne
         if value and endpoint is not None:
             check.fail("must be false when 'endpoint' is given (a real browser is not emulated "
                        "or throttled)", where, name, "emulated")
-        if not value and endpoint is None:
-            check.fail("false needs an 'endpoint' (the real browser to connect to)",
-                       where, name, "emulated")
+        if value and adb is not None:
+            check.fail("must be false when 'adb' is given (a real phone is not emulated or "
+                       "throttled)", where, name, "emulated")
+        if not value and endpoint is None and adb is None:
+            check.fail("false needs an 'endpoint' (the real browser to connect to) or an 'adb' "
+                       "device (the real phone to run native cells on)", where, name, "emulated")
         emulated = value
 
     descriptor = None
@@ -364,7 +388,8 @@ def _load_profile(check: _Checker, name: str, table: Any, networks: dict[str, Ne
     return DeviceProfile(name=name, label=label, tier=tier, descriptor=descriptor,
                          benchmark_index=index, cpu_slowdown=slowdown, cores=cores,
                          network=networks[network_name], memory_class=memory,
-                         emulated=emulated, endpoint=endpoint)
+                         emulated=emulated, endpoint=endpoint, adb=adb,
+                         benchmark_model=benchmark_model)
 
 
 def _host_memory_gb() -> float:
@@ -444,7 +469,10 @@ def devices_table(profiles: Mapping[str, DeviceProfile] | Iterable[DeviceProfile
             cpu = f"index {p.benchmark_index:g}"
         else:
             cpu = "-"
-        kind = "real " + p.endpoint if p.endpoint else ("host" if p.is_host else "emulated")
+        if p.endpoint or p.adb:
+            kind = "real " + " ".join(x for x in (p.endpoint, p.adb and f"adb:{p.adb}") if x)
+        else:
+            kind = "host" if p.is_host else "emulated"
         row = [p.name, p.tier, p.label, p.descriptor or "desktop", cpu, str(p.cores),
                p.network.name, f"{p.memory_class:g} GB", kind]
         if host_index is not None:

@@ -385,6 +385,13 @@ class BrowserRunner(Runner):
         if emulated and self.gpu:
             return bench.record(cell, "unsupported", artifact, started=started, extra=extra,
                                 error=GPU_NOT_EMULATED)
+        if getattr(profile, "adb", None) and not profile.endpoint:
+            return bench.record(cell, "failed", artifact, started=started, extra=extra,
+                                error=f"profile {cell.device!r} names an adb phone but no "
+                                      f"browser 'endpoint': browser cells need the phone's "
+                                      f"Chrome (e.g. adb forward tcp:9222 "
+                                      f"localabstract:chrome_devtools_remote, endpoint = "
+                                      f"\"http://127.0.0.1:9222\")")
         options = _page_options(bench, cell, profile)
         group = bench.group(cell.device, "browser") if emulated else None
         session.place(group)

@@ -52,6 +52,11 @@ class NativeRunner(Runner):
         m = artifact.manifest["model"]
         extra = bench.artifact_extra(artifact)
         profile = bench.catalog.get(cell.device)
+        if getattr(profile, "adb", None):
+            return bench.record(cell, "failed", artifact, started=started, extra=extra,
+                                error=f"runtime {cell.runtime} runs on this machine, not on "
+                                      f"the phone of profile {cell.device!r}: measure it there "
+                                      f"with runtime benchmark-model (adb)")
         group = None
         if profile is not None and profile.emulated and not profile.is_host:
             group = bench.group(cell.device, "native")

@@ -4,6 +4,7 @@ and its runner here (a new kind of runner: one module in this package with a `Ru
 
 from __future__ import annotations
 
+from edge.farm.runners.adb import AdbRunner
 from edge.farm.runners.base import Runner
 from edge.farm.runners.browser import BrowserRunner
 from edge.farm.runners.native import NativeRunner
@@ -17,10 +18,14 @@ RUNNERS: dict[str, Runner] = {
     "tfjs-webgpu": BrowserRunner(gpu=True),
     "tflite-web": BrowserRunner(),
     "litertjs-wasm": BrowserRunner(),
+    "benchmark-model": AdbRunner(),
 }
 
-#: Runtimes whose cells run in a native worker process.
-NATIVE_RUNTIMES = tuple(r for r, runner in RUNNERS.items() if runner.native)
+#: Runtimes whose cells run in a native worker process on this machine.
+NATIVE_RUNTIMES = tuple(r for r, runner in RUNNERS.items()
+                        if runner.native and runner.kind == "native")
+#: Runtimes whose cells run natively on a real phone over adb (a profile's ``adb``).
+ADB_RUNTIMES = tuple(r for r, runner in RUNNERS.items() if runner.kind == "adb")
 #: Browser runtimes that run on the GPU: never emulated (the host's GPU is not a phone's).
 GPU_RUNTIMES = tuple(r for r, runner in RUNNERS.items() if runner.gpu)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from edge.data import data_path
 from edge.errors import EdgeError
-from edge.farm.runners.table import NATIVE_RUNTIMES, runner_for
+from edge.farm.runners.table import ADB_RUNTIMES, NATIVE_RUNTIMES, runner_for
 from edge.variants import RUNTIMES, VARIANTS
 
 #: A matrix file in the working directory takes the place of the shipped default.
@@ -81,7 +81,8 @@ class Matrix:
         if preset == "full":
             # Never more threads than the host has cores: more measures the scheduler.
             cores = os.cpu_count() or 1
-            browser = [r for r in RUNTIMES if r not in NATIVE_RUNTIMES]
+            # Phones over adb (`benchmark-model`) are measured where a rule names them.
+            browser = [r for r in RUNTIMES if r not in NATIVE_RUNTIMES + ADB_RUNTIMES]
             every = {"models": ["*"], "variants": ["*"], "devices": self.devices}
             rules = [{**every, "runtimes": list(NATIVE_RUNTIMES),
                       "threads": sorted({1, min(2, cores), cores})},
@@ -118,8 +119,9 @@ def _expand(rule: dict, slugs, variants, devices, threads) -> list[Cell]:
         runner = runner_for(runtime)
         native = runner.native
         # Native runtimes run on the host unless a rule names devices (then each emulated
-        # phone's CPU is emulated by bandwidth control).
-        rule_devices = rule.get("devices", ["host"] if native else devices)
+        # phone's CPU is emulated by bandwidth control); a phone over adb only where named.
+        default_devices = [] if runtime in ADB_RUNTIMES else ["host"] if native else devices
+        rule_devices = rule.get("devices", default_devices)
         # Browser cells take the rule's thread count when it names one; otherwise the run
         # gives them min(phone cores, host cores) (see edge.farm.scheduling.run.resolve_threads).
         rule_threads = rule.get("threads", threads) if native else rule.get("threads", [None])

@@ -13,7 +13,7 @@ How cells are dealt:
   an emulated phone's slowdown is its p50 over the host cell's from those same rounds. Thread
   counts of browser cells are resolved per machine (they depend on its cores and emulation
   method), so they cannot decide a shard either. A remote device's cells (a profile with an
-  ``endpoint``) are grouped by ``model|variant|runtime|device``.
+  ``endpoint`` or ``adb``) are grouped by ``model|variant|runtime|device``.
 - The groups are sorted by that key and dealt round-robin: group k (0-based) goes to shard
   ``k mod n + 1``. Dealing rather than cutting contiguous blocks spreads each model, runtime and
   device over the shards, so shards take similar times.
@@ -71,8 +71,9 @@ def shard_key(cell, remote: Iterable[str] = ()) -> str:
 
 
 def remote_devices(catalog: Mapping[str, object]) -> set[str]:
-    """The catalog's profiles that are real devices elsewhere (an ``endpoint``)."""
-    return {name for name, p in catalog.items() if getattr(p, "endpoint", None)}
+    """The catalog's profiles that are real devices elsewhere (an ``endpoint`` or ``adb``)."""
+    return {name for name, p in catalog.items()
+            if getattr(p, "endpoint", None) or getattr(p, "adb", None)}
 
 
 def shard_cells(cells: list, shard: Shard | None, catalog: Mapping[str, object] | None = None
