@@ -211,7 +211,7 @@ def scrub(message: str, secrets) -> str:
     from urllib.parse import quote, quote_plus
 
     for secret in secrets:
-        if not secret:
+        if len(secret) < 4:  # shorter ones would clobber ordinary text
             continue
         for form in {secret, quote(secret, safe=""), quote_plus(secret),
                      json.dumps(secret)[1:-1]}:
