@@ -94,7 +94,6 @@ def _grid(playwright, endpoint: str, profile=None):
         session.close()
         raise
     browser._edge_release = session.close
-    browser._edge_grid_session = session.session_id
     return browser
 
 
