@@ -403,8 +403,8 @@ def devices(catalog, as_json):
     except ValueError as exc:
         raise EdgeError(str(exc)) from None
     if as_json:
-        click.echo(json.dumps({n: asdict(p) for n, p in profiles.items()}, indent=2,
-                              default=str))
+        click.echo(json.dumps({n: {**asdict(p), "endpoint_kind": p.endpoint_kind}
+                               for n, p in profiles.items()}, indent=2, default=str))
         return
     make_console().print(devices_table(profiles.values()))
 

@@ -118,6 +118,64 @@ def test_real_device_with_endpoint(tmp_path):
     assert load(tmp_path, profiles=ws)["pixel_7"].emulated is False
 
 
+REAL = {"emulated": None, "cpu_slowdown": None, "descriptor": None}
+CAPS = '[profiles.pixel_7.capabilities]\nos = "Windows"\nos_version = "11"\n'
+LT_USER = '[profiles.pixel_7.capabilities."LT:Options"]\nuser = "u"\n'
+
+
+def test_grid_hub_and_cloud_farm_profiles(tmp_path):
+    grid = load(tmp_path, profiles=with_profile(
+        "pixel_7", endpoint="grid+http://10.0.0.2:4444/wd/hub", **REAL), extra=CAPS)["pixel_7"]
+    assert grid.emulated is False and grid.endpoint_kind == "Selenium Grid"
+    assert grid.capabilities == {"os": "Windows", "os_version": "11"}
+    assert grid.farm is None and grid.user_env is None and grid.key_env is None
+    farm = load(tmp_path, profiles=with_profile(
+        "pixel_7", endpoint="wss://cdp.browserstack.com/playwright", farm="browserstack",
+        user_env="BROWSERSTACK_USERNAME", key_env="BROWSERSTACK_ACCESS_KEY", **REAL),
+        extra=CAPS)["pixel_7"]
+    assert farm.endpoint_kind == "cloud farm (browserstack)"
+    assert (farm.user_env, farm.key_env) == ("BROWSERSTACK_USERNAME", "BROWSERSTACK_ACCESS_KEY")
+    assert farm.capabilities == {"os": "Windows", "os_version": "11"}
+    kinds = {p.endpoint_kind for p in (
+        profile(endpoint="http://127.0.0.1:9222", emulated=False),
+        profile(endpoint="ws://127.0.0.1:3000/", emulated=False), profile())}
+    assert kinds == {"CDP", "Playwright server", None}
+
+
+FARM = {"endpoint": "wss://cdp.browserstack.com/playwright", "farm": "browserstack",
+        "user_env": "BROWSERSTACK_USERNAME", "key_env": "BROWSERSTACK_ACCESS_KEY", **REAL}
+
+
+@pytest.mark.parametrize(("changes", "extra", "expected"), [
+    ({**FARM, "farm": None}, "", "field 'user_env' needs 'farm' (one of browserstack, "
+                                 "lambdatest"),
+    ({**FARM, "farm": "browserstak"}, "", "field 'farm' must be one of browserstack, lambdatest, "
+                                          "got 'browserstak'; did you mean 'browserstack'?"),
+    ({**FARM, "key_env": None}, "", "missing field 'key_env' (the credentials come from two "
+                                    "environment variables"),
+    ({**FARM, "user_env": None, "key_env": None}, "", "missing field 'user_env'"),
+    ({**FARM, "key_env": "BROWSERSTACK-KEY"}, "", "field 'key_env' must name an environment "
+                                                  "variable"),
+    (FARM, '[profiles.pixel_7.capabilities]\n"browserstack.accessKey" = "k"\n',
+     "field 'capabilities' must not hold 'browserstack.accessKey': credentials come only from "
+     "the environment variables named by 'user_env' and 'key_env'"),
+    ({**FARM, "farm": "lambdatest"}, LT_USER,
+     "field 'capabilities' must not hold 'LT:Options.user'"),
+    ({"endpoint": "http://127.0.0.1:9222", **REAL}, CAPS,
+     "field 'capabilities' is not allowed on a CDP endpoint"),
+    (REAL, CAPS, "field 'capabilities' is not allowed on a profile without 'endpoint'"),
+    ({"endpoint": "grid+http://127.0.0.1:4444", "farm": "browserstack", **REAL}, "",
+     "field 'farm' is not allowed on a Selenium Grid hub"),
+    ({"endpoint": "grid+http://127.0.0.1:4444", "key_env": "GRID_KEY", **REAL}, "",
+     "missing field 'user_env'"),
+])
+def test_grid_and_farm_profile_errors(tmp_path, changes, extra, expected):
+    with pytest.raises(CatalogError) as err:
+        load(tmp_path, profiles=with_profile("pixel_7", **changes), extra=extra)
+    assert expected in str(err.value)
+    assert err.value.profile == "pixel_7"
+
+
 def test_descriptor_checked_only_when_names_are_given(tmp_path):
     with pytest.raises(CatalogError) as err:
         load(tmp_path, profiles=with_profile("pixel_7", descriptor="Pixel 77"))
@@ -162,7 +220,8 @@ def test_descriptor_checked_only_when_names_are_given(tmp_path):
      "field 'emulated' must be false when 'endpoint' is given"),
     ({"emulated": False}, "field 'emulated' false needs an 'endpoint'"),
     ({"endpoint": "127.0.0.1:9222", "emulated": False},
-     "field 'endpoint' must be a CDP URL (http://host:port) or a Playwright server (ws://...)"),
+     "field 'endpoint' must be a CDP URL (http://host:port) or a Playwright server (ws://...), "
+     "or a Selenium Grid hub (grid+http://host:4444)"),
 ])
 def test_profile_errors(tmp_path, changes, expected):
     with pytest.raises(CatalogError) as err:
@@ -179,7 +238,8 @@ def test_unknown_key_lists_allowed_keys(tmp_path):
     message = str(err.value)
     assert "profile 'moto_g4': unknown field 'core'; did you mean 'cores'?" in message
     assert ("(allowed: label, tier, descriptor, benchmark_index, cpu_slowdown, cores, network, "
-            "memory_class, emulated, endpoint, adb, benchmark_model)") in message
+            "memory_class, emulated, endpoint, adb, benchmark_model, capabilities, farm, "
+            "user_env, key_env)") in message
 
 
 def test_error_is_a_value_error_and_an_edge_error(tmp_path):

@@ -352,3 +352,364 @@ def test_a_matrix_device_missing_from_the_catalog_is_an_error(tmp_path):
     matrix.write_text(MATRIX.format(build_dir=tmp_path / "build", reports=tmp_path / "r"))
     with pytest.raises(EdgeError, match="remote_pw, remote_cdp|remote_cdp, remote_pw"):
         measure(load_matrix(matrix), tiny=True, catalog=str(DEFAULT_CATALOG))
+
+
+# -- Selenium Grid hubs and cloud farms --------------------------------------------------------
+
+class _GridHub:
+    """A stand-in for a Selenium Grid 4 hub on 127.0.0.1, under the path prefix ``/wd/hub``: it
+    answers W3C new-session requests with the ``se:cdp`` URL it was given (a real Chromium's
+    DevTools WebSocket) and deletes sessions, and records both. `answer`: ``"session"``,
+    ``"refuse"`` (a W3C "session not created" error) or ``"no-cdp"`` (a session without
+    ``se:cdp``)."""
+
+    def __init__(self, cdp_url: str, answer: str = "session"):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.cdp_url, self.answer = cdp_url, answer
+        self.created: list[dict] = []
+        self.sessions: list[str] = []
+        self.deleted: list[str] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, code: int, value) -> None:
+                body = json.dumps({"value": value}).encode()
+                self.send_response(code)
+                self.send_header("content-type", "application/json; charset=utf-8")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                if self.path != "/wd/hub/session":
+                    return self._send(404, {"error": "unknown command", "message": self.path})
+                hub.created.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+                if hub.answer == "refuse":
+                    return self._send(500, {"error": "session not created", "message":
+                                            "Could not start a new session. No nodes support "
+                                            "the capabilities in the request\nHost info: x"})
+                session = f"session-{len(hub.created)}"
+                hub.sessions.append(session)
+                caps = {"browserName": "chrome", "platformName": "linux"}
+                if hub.answer != "no-cdp":
+                    caps["se:cdp"] = hub.cdp_url
+                return self._send(200, {"sessionId": session, "capabilities": caps})
+
+            def do_DELETE(self) -> None:
+                prefix = "/wd/hub/session/"
+                if not self.path.startswith(prefix):
+                    return self._send(404, {"error": "unknown command", "message": self.path})
+                hub.deleted.append(self.path[len(prefix):])
+                return self._send(200, None)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"grid+http://127.0.0.1:{self.server.server_address[1]}/wd/hub"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _RecordingProxy:
+    """A loopback WebSocket proxy in front of a real Playwright server, as a cloud farm's
+    gateway sits in front of its browsers: it records the request target of every upgrade
+    (path and query, where a farm's capabilities travel), then forwards the connection to the
+    server's own path and relays bytes both ways."""
+
+    def __init__(self, upstream: str):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.upstream_path = parts.path or "/"
+        self.requests: list[str] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def _handle(self, conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(65536)
+            if not chunk:
+                conn.close()
+                return
+            head += chunk
+        first, rest = head.split(b"\r\n", 1)
+        method, target, version = first.decode("latin-1").split(" ", 2)
+        self.requests.append(target)
+        upstream = socket.create_connection(self.upstream)
+        upstream.sendall(f"{method} {self.upstream_path} {version}\r\n".encode() + rest)
+        threading.Thread(target=self._pump, args=(upstream, conn), daemon=True).start()
+        self._pump(conn, upstream)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _grid_profile(**changes):
+    import types
+
+    return types.SimpleNamespace(**{"name": "grid_phone", "farm": None, "user_env": None,
+                                    "key_env": None,
+                                    "capabilities": {"platformName": "android"}, **changes})
+
+
+def test_a_grid_hub_that_refuses_lacks_cdp_or_is_gone_says_so_and_leaves_no_session():
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    profile = _grid_profile()
+    closed = f"ws://127.0.0.1:{_free_port()}/devtools/browser/gone"  # nothing listens there
+    expected = {"capabilities": {"alwaysMatch": {"browserName": "chrome",
+                                                 "platformName": "android"}}}
+    with sync_playwright() as pw:
+        for answer, message in (
+                ("refuse", "refused a session: HTTP 500, session not created: Could not start "
+                           "a new session. No nodes support the capabilities in the request"),
+                ("no-cdp", "gave a chrome session without an 'se:cdp' WebSocket URL"),
+                ("session", "ECONNREFUSED")):  # the session's CDP URL does not answer
+            hub = _GridHub(closed, answer)
+            try:
+                with pytest.raises(PlaywrightError) as exc:
+                    connect(pw, hub.url, profile)
+            finally:
+                hub.close()
+            assert message in str(exc.value), (answer, str(exc.value))
+            if answer != "session":
+                assert str(exc.value).startswith(f"Selenium Grid at {hub.url} (profile "
+                                                 "'grid_phone', field 'endpoint') ")
+            assert hub.created == [expected]
+            assert hub.deleted == hub.sessions  # a session it made was deleted again
+            assert len(hub.sessions) == (0 if answer == "refuse" else 1)
+        gone = f"grid+http://127.0.0.1:{_free_port()}"
+        with pytest.raises(PlaywrightError, match=r"Selenium Grid at grid\+http://127\.0\.0\.1:"
+                           r"\d+ \(profile 'grid_phone', field 'endpoint'\) is unreachable: "
+                           r".*[Cc]onnection refused"):
+            connect(pw, gone, profile)
+
+
+FARM_CAPS = {"os": "Windows", "os_version": "11", "browser": "chrome",
+             "browser_version": "latest", "name": "edge tiny MobileNetV2"}
+USER, SECRET = "edge-user-77c1", "fake-secret-9f3a"
+
+
+def _farm_profile(farm="browserstack", **changes):
+    import types
+
+    envs = {"browserstack": ("BROWSERSTACK_USERNAME", "BROWSERSTACK_ACCESS_KEY"),
+            "lambdatest": ("LT_USERNAME", "LT_ACCESS_KEY")}[farm]
+    return types.SimpleNamespace(**{"name": "farm_phone", "farm": farm, "user_env": envs[0],
+                                    "key_env": envs[1], "capabilities": FARM_CAPS, **changes})
+
+
+def _query_caps(target: str) -> tuple[str, dict]:
+    """(path, capabilities) of a request target whose query holds one URL-encoded JSON value."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(target)
+    query = parse_qs(parts.query)
+    assert len(query) == 1, target
+    ((param, (value,)),) = query.items()
+    return parts.path, {param: json.loads(value)}
+
+
+def test_a_cloud_farm_url_takes_the_vendors_form_with_credentials_from_the_environment(
+        monkeypatch):
+    from playwright.sync_api import Error as PlaywrightError
+
+    from edge.farm.runners.endpoints import farm_url
+
+    monkeypatch.setenv("BROWSERSTACK_USERNAME", USER)
+    monkeypatch.setenv("BROWSERSTACK_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("LT_USERNAME", USER)
+    monkeypatch.setenv("LT_ACCESS_KEY", SECRET)
+    url = farm_url("wss://cdp.browserstack.com/playwright", _farm_profile())
+    assert url.startswith("wss://cdp.browserstack.com/playwright?caps=%7B%22")
+    path, caps = _query_caps(url[len("wss://cdp.browserstack.com"):])
+    assert path == "/playwright"
+    assert caps == {"caps": {**FARM_CAPS, "browserstack.username": USER,
+                             "browserstack.accessKey": SECRET}}
+    lt_caps = {"browserName": "Chrome", "LT:Options": {"platform": "Windows 10"}}
+    url = farm_url("wss://cdp.lambdatest.com/playwright",
+                   _farm_profile("lambdatest", capabilities=lt_caps))
+    _, caps = _query_caps(url.split("cdp.lambdatest.com", 1)[1])
+    assert caps == {"capabilities": {"browserName": "Chrome", "LT:Options": {
+        "platform": "Windows 10", "user": USER, "accessKey": SECRET}}}
+    assert lt_caps == {"browserName": "Chrome", "LT:Options": {"platform": "Windows 10"}}
+
+    monkeypatch.delenv("BROWSERSTACK_ACCESS_KEY")
+    with pytest.raises(PlaywrightError, match=r"profile 'farm_phone': the credentials' "
+                       r"environment variable BROWSERSTACK_ACCESS_KEY \(field 'key_env'\) is "
+                       r"not set"):
+        farm_url("wss://cdp.browserstack.com/playwright", _farm_profile())
+
+
+def test_an_unreachable_cloud_farm_fails_without_showing_its_credentials(monkeypatch):
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("BROWSERSTACK_USERNAME", USER)
+    monkeypatch.setenv("BROWSERSTACK_ACCESS_KEY", SECRET)
+    port = _free_port()  # nothing listens there
+    with sync_playwright() as pw, pytest.raises(PlaywrightError) as exc:
+        connect(pw, f"ws://127.0.0.1:{port}/playwright", _farm_profile())
+    message = str(exc.value)
+    assert "ECONNREFUSED" in message and f"ws://127.0.0.1:{port}/playwright" in message
+    for secret in (SECRET, USER, "caps=", "browserstack.accessKey"):
+        assert secret not in message, message
+
+
+FARM_MATRIX = MATRIX.replace('["remote_pw", "remote_cdp"]', '["grid_chrome", "farm_bs"]')
+
+FARM_PROFILES = """
+[profiles.grid_chrome]
+label = "Chrome on a Selenium Grid"
+tier = "mid"
+cores = 8
+network = "none"
+memory_class = 8
+endpoint = "{hub}"
+
+[profiles.grid_chrome.capabilities]
+platformName = "linux"
+"goog:chromeOptions" = {{args = ["--headless=new"]}}
+
+[profiles.farm_bs]
+label = "Chrome on a cloud farm"
+tier = "mid"
+cores = 8
+network = "none"
+memory_class = 8
+endpoint = "ws://127.0.0.1:{proxy}/playwright"
+farm = "browserstack"
+user_env = "BROWSERSTACK_USERNAME"
+key_env = "BROWSERSTACK_ACCESS_KEY"
+
+[profiles.farm_bs.capabilities]
+os = "Windows"
+os_version = "11"
+browser = "chrome"
+browser_version = "latest"
+name = "edge tiny MobileNetV2"
+"""
+
+
+def _cdp_websocket(endpoint: str) -> str:
+    """The browser-level DevTools WebSocket URL of a CDP endpoint."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"{endpoint}/json/version", timeout=10) as resp:
+        return json.load(resp)["webSocketDebuggerUrl"]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_grid_hub_and_a_cloud_farm_measure_a_cell_and_keep_the_credentials_out(
+        tiny_tfjs, playwright_server, cdp_chromium, tmp_path, capfd, monkeypatch):
+    """`edge bench --catalog` with a Selenium Grid profile (a hub stand-in that hands out the
+    DevTools WebSocket of a real Chromium as `se:cdp`) and a BrowserStack-form cloud farm profile
+    (a real Playwright server behind a recording proxy), the farm's credentials in the
+    environment: both measure the tiny MobileNetV2, the hub's session is created and deleted,
+    the capabilities and credentials reach the farm's endpoint, and no file the run wrote and
+    nothing it printed holds a credential."""
+    from edge.cli import main
+    from edge.farm.emulation.devices import DEFAULT_CATALOG
+    from edge.results.store import ResultStore, list_runs
+
+    monkeypatch.setenv("BROWSERSTACK_USERNAME", USER)
+    monkeypatch.setenv("BROWSERSTACK_ACCESS_KEY", SECRET)
+    build_dir, _ = tiny_tfjs
+    hub = _GridHub(_cdp_websocket(cdp_chromium))
+    proxy = _RecordingProxy(playwright_server)
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(DEFAULT_CATALOG.read_text(encoding="utf-8")
+                       + FARM_PROFILES.format(hub=hub.url, proxy=proxy.port))
+    reports = tmp_path / "reports"
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(FARM_MATRIX.format(build_dir=build_dir, reports=reports))
+    printed = []
+
+    def edge(*argv):
+        with pytest.raises(SystemExit) as exc:
+            main(list(argv))
+        out = capfd.readouterr()
+        printed.append(out.out + out.err)
+        return exc.value.code, out.out, out.out + out.err
+
+    try:
+        code, _, out = edge("bench", "--matrix", str(matrix), "--tiny", "--catalog",
+                            str(catalog))
+    finally:
+        hub.close()
+        proxy.close()
+    assert code == 0, out
+
+    # the hub made one session with the profile's capabilities, and it was deleted at the end
+    assert hub.created == [{"capabilities": {"alwaysMatch": {
+        "browserName": "chrome", "platformName": "linux",
+        "goog:chromeOptions": {"args": ["--headless=new"]}}}}]
+    assert hub.sessions == ["session-1"] and hub.deleted == ["session-1"]
+    # the farm's endpoint got the vendor's form: capabilities and credentials in `caps`
+    assert proxy.requests
+    for target in proxy.requests:
+        assert _query_caps(target) == ("/playwright", {"caps": {
+            **FARM_CAPS, "browserstack.username": USER, "browserstack.accessKey": SECRET}})
+
+    (run,) = list_runs(reports)
+    records = {r["device"]: r for r in ResultStore(reports / run).records()}
+    assert set(records) == {"grid_chrome", "farm_bs"}
+    endpoints = {"grid_chrome": hub.url, "farm_bs": f"ws://127.0.0.1:{proxy.port}/playwright"}
+    kinds = {"grid_chrome": "Selenium Grid", "farm_bs": "cloud farm (browserstack)"}
+    for device, rec in records.items():
+        assert rec["status"] == "ok", (rec["error"], rec.get("remote"))
+        assert rec["emulated"] is False and rec["real"] is True
+        assert rec["remote"]["endpoint_kind"] == kinds[device]
+        assert rec["remote"]["backend"] == "wasm" and rec["remote"]["threads"] == 2
+        assert rec["metrics"]["latency"]["n"] >= 5
+        assert rec["provenance"]["endpoint"] == endpoints[device]
+
+    code, _, out = edge("report", "--run", run, "--reports-dir", str(reports))
+    assert code == 0, out
+    page = (reports / run / "index.html").read_text()
+    assert ">real<" in page and all(e in page for e in endpoints.values())
+    code, listing, out = edge("devices", "--catalog", str(catalog), "--json")
+    assert code in (0, None), out
+    listed = json.loads(listing)
+    assert {n: listed[n]["endpoint_kind"] for n in kinds} == kinds
+
+    # no credential anywhere: every file under the test's directory (catalog, matrix, results,
+    # run.json, report pages, logs) and everything printed, driver output included
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    names = {p.name for p in written}
+    assert {"results.jsonl", "run.json", "index.html"} <= names, names
+    for path in written:
+        data = path.read_bytes()
+        for secret in (SECRET, USER):
+            assert secret.encode() not in data, f"{secret} in {path}"
+    for text in printed:
+        assert SECRET not in text and USER not in text

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import math
 import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,32 @@ DEFAULT_CATALOG = data_path("catalog.toml")
 TIERS = ("low", "mid", "high", "flagship", "host")
 HOST_TIER = "host"
 #: A real device's endpoint schemes: each has a connect function in edge.farm.runners.endpoints.
-ENDPOINT_SCHEMES = ("http://", "https://", "ws://", "wss://")
+#: ``grid+http(s)://`` is a Selenium Grid 4 hub (a session there, driven over its ``se:cdp``).
+ENDPOINT_SCHEMES = ("http://", "https://", "ws://", "wss://", "grid+http://", "grid+https://")
+GRID_SCHEMES = ("grid+http://", "grid+https://")
+
+
+@dataclass(frozen=True)
+class Farm:
+    """How a cloud farm's Playwright endpoint takes its capabilities: URL-encoded JSON in the
+    query parameter `param`, with the user name and access key at the key paths `user` and
+    `key` of that JSON (filled from the environment at connect time, never from the catalog)."""
+    name: str
+    param: str
+    user: tuple[str, ...]
+    key: tuple[str, ...]
+
+
+#: Cloud farms whose Playwright endpoint (``wss://…``) takes capabilities in its URL, as their
+#: documentation gives it: BrowserStack ``wss://cdp.browserstack.com/playwright?caps=…`` and
+#: LambdaTest ``wss://cdp.lambdatest.com/playwright?capabilities=…``.
+FARMS = {
+    "browserstack": Farm("browserstack", "caps", ("browserstack.username",),
+                         ("browserstack.accessKey",)),
+    "lambdatest": Farm("lambdatest", "capabilities", ("LT:Options", "user"),
+                       ("LT:Options", "accessKey")),
+}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 #: An adb serial (USB: letters, digits, '.', '-', '_') or host:port for `adb connect`.
 _ADB_SERIAL = re.compile(r"^[A-Za-z0-9._-]+(?::\d{1,5})?$")
@@ -144,6 +170,26 @@ class DeviceProfile:
     adb: str | None = None
     #: The TFLite benchmark tool built for that phone (else $EDGE_BENCHMARK_MODEL).
     benchmark_model: str | None = None
+    #: A Grid hub's or cloud farm's capabilities (the catalog's table, as JSON values).
+    capabilities: dict | None = field(default=None, hash=False)
+    #: The cloud farm whose URL form the endpoint takes (a key of FARMS), or None.
+    farm: str | None = None
+    #: Names of the environment variables that hold the user name and access key.
+    user_env: str | None = None
+    key_env: str | None = None
+
+    @property
+    def endpoint_kind(self) -> str | None:
+        """What the endpoint is, in words (None for a local profile)."""
+        if not self.endpoint:
+            return None
+        if self.endpoint.startswith(GRID_SCHEMES):
+            return "Selenium Grid"
+        if self.farm:
+            return f"cloud farm ({self.farm})"
+        if self.endpoint.startswith(("ws://", "wss://")):
+            return "Playwright server"
+        return "CDP"
 
     @property
     def is_host(self) -> bool:
@@ -208,7 +254,8 @@ _NETWORK_KEYS = ("download_kbps", "upload_kbps", "latency_ms")
 _PROFILE_REQUIRED = ("label", "tier", "network")
 _PHONE_REQUIRED = ("cores", "memory_class")
 _PROFILE_KEYS = ("label", "tier", "descriptor", "benchmark_index", "cpu_slowdown", "cores",
-                 "network", "memory_class", "emulated", "endpoint", "adb", "benchmark_model")
+                 "network", "memory_class", "emulated", "endpoint", "adb",
+                 "benchmark_model", "capabilities", "farm", "user_env", "key_env")
 
 
 def _is_number(value: Any) -> bool:
@@ -303,7 +350,8 @@ def _load_profile(check: _Checker, name: str, table: Any, networks: dict[str, Ne
         endpoint = check.string(table, "endpoint", where, name)
         if not endpoint.startswith(ENDPOINT_SCHEMES):
             check.fail(f"must be a CDP URL (http://host:port) or a Playwright server (ws://...), "
-                       f"got {_show(endpoint)}", where, name, "endpoint")
+                       f"or a Selenium Grid hub (grid+http://host:4444), got {_show(endpoint)}",
+                       where, name, "endpoint")
         if is_host:
             check.fail("is not allowed on the host profile (it runs on this machine)",
                        where, name, "endpoint")
@@ -337,6 +385,7 @@ def _load_profile(check: _Checker, name: str, table: Any, networks: dict[str, Ne
             check.fail("false needs an 'endpoint' (the real browser to connect to) or an 'adb' "
                        "device (the real phone to run native cells on)", where, name, "emulated")
         emulated = value
+    remote = _load_remote(check, name, table, endpoint)
 
     descriptor = None
     if "descriptor" in table:
@@ -389,7 +438,73 @@ def _load_profile(check: _Checker, name: str, table: Any, networks: dict[str, Ne
                          benchmark_index=index, cpu_slowdown=slowdown, cores=cores,
                          network=networks[network_name], memory_class=memory,
                          emulated=emulated, endpoint=endpoint, adb=adb,
-                         benchmark_model=benchmark_model)
+                         benchmark_model=benchmark_model, **remote)
+
+
+def _key_path(caps: dict, path: tuple[str, ...]) -> bool:
+    """Whether the nested key `path` is present in `caps`."""
+    for key in path:
+        if not isinstance(caps, dict) or key not in caps:
+            return False
+        caps = caps[key]
+    return True
+
+
+def _load_remote(check: _Checker, name: str, table: dict, endpoint: str | None) -> dict:
+    """The fields of a Grid hub or cloud farm endpoint: `capabilities` (a table), `farm` (a key
+    of FARMS, on a ``ws(s)://`` endpoint) and the names of the environment variables that hold
+    the credentials (`user_env`, `key_env`: both or neither; a farm needs both)."""
+    where = "profile"
+    given = [key for key in ("capabilities", "farm", "user_env", "key_env") if key in table]
+    if not given:
+        return {}
+    if endpoint is None or endpoint.startswith(("http://", "https://")):
+        what = "a profile without 'endpoint'" if endpoint is None else "a CDP endpoint"
+        check.fail(f"is not allowed on {what} (only on a Selenium Grid hub, grid+http://..., or "
+                   "a cloud farm's Playwright endpoint, ws(s)://... with 'farm')",
+                   where, name, given[0])
+    grid = endpoint.startswith(GRID_SCHEMES)
+    farm = None
+    if "farm" in table:
+        farm = check.string(table, "farm", where, name)
+        if grid:
+            check.fail("is not allowed on a Selenium Grid hub (grid+http://...)", where, name,
+                       "farm")
+        if farm not in FARMS:
+            check.fail(f"must be one of {', '.join(FARMS)}, got {_show(farm)}{_hint(farm, FARMS)}",
+                       where, name, "farm")
+    elif not grid:
+        check.fail(f"needs 'farm' (one of {', '.join(FARMS)}: how the endpoint takes its "
+                   "capabilities) on a ws(s):// endpoint", where, name, given[0])
+    envs = {}
+    for key in ("user_env", "key_env"):
+        if key in table:
+            envs[key] = check.string(table, key, where, name)
+            if not _ENV_NAME.match(envs[key]):
+                check.fail(f"must name an environment variable (letters, digits, '_'), got "
+                           f"{_show(envs[key])}", where, name, key)
+    if len(envs) == 1 or (farm is not None and not envs):
+        missing = "key_env" if "user_env" in envs else "user_env"
+        check.fail(f"missing field {missing!r} (the credentials come from two environment "
+                   "variables: 'user_env' and 'key_env')", where, name)
+    caps = None
+    if "capabilities" in table:
+        caps = table["capabilities"]
+        if not isinstance(caps, dict):
+            check.fail(f"must be a table [profiles.{name}.capabilities], got {_show(caps)}",
+                       where, name, "capabilities")
+        try:
+            caps = json.loads(json.dumps(caps))
+        except (TypeError, ValueError):
+            check.fail("must hold JSON values only (strings, numbers, booleans, arrays, tables)",
+                       where, name, "capabilities")
+        if farm is not None:
+            for path in (FARMS[farm].user, FARMS[farm].key):
+                if _key_path(caps, path):
+                    check.fail(f"must not hold {'.'.join(path)!r}: credentials come only from "
+                               "the environment variables named by 'user_env' and 'key_env'",
+                               where, name, "capabilities")
+    return {"capabilities": caps, "farm": farm, **envs}
 
 
 def _host_memory_gb() -> float:
@@ -470,7 +585,11 @@ def devices_table(profiles: Mapping[str, DeviceProfile] | Iterable[DeviceProfile
         else:
             cpu = "-"
         if p.endpoint or p.adb:
-            kind = "real " + " ".join(x for x in (p.endpoint, p.adb and f"adb:{p.adb}") if x)
+            from edge.results.store import public_endpoint
+
+            parts = [f"{p.endpoint_kind} {public_endpoint(p.endpoint)}" if p.endpoint else None,
+                     f"adb:{p.adb}" if p.adb else None]
+            kind = "real: " + " ".join(x for x in parts if x)
         else:
             kind = "host" if p.is_host else "emulated"
         row = [p.name, p.tier, p.label, p.descriptor or "desktop", cpu, str(p.cores),

@@ -28,7 +28,7 @@ from edge.farm.cells import (
     workload_name,
 )
 from edge.farm.runners.base import Runner, Where
-from edge.farm.runners.endpoints import connect
+from edge.farm.runners.endpoints import connect, release
 from edge.farm.runners.remote import prepare_remote_page, remote_fields
 from edge.variants import GPU_NOT_EMULATED
 
@@ -127,7 +127,7 @@ class BrowserSession:
         self.headless = headless
         self._pw = None
         self._browser = None
-        self._remote: dict[str, object] = {}
+        self._remote: dict[tuple, object] = {}
         self.launches = 0
         self._root = root  # a CgroupController: where unthrottled browsers go back to
         self._group = None  # the CpuGroup the local browser runs in (None: the root)
@@ -145,15 +145,24 @@ class BrowserSession:
                     browser.close()
             except Exception:  # noqa: BLE001 - closing a dead browser
                 pass
+        for remote in self._remote.values():
+            release(remote)  # e.g. delete a Selenium Grid session
         if self._pw is not None:
             self._pw.stop()
 
-    def browser(self, endpoint: str | None = None):
+    def browser(self, endpoint: str | None = None, profile=None):
+        """This machine's browser, or the one at `endpoint` (`profile`: the device profile it
+        belongs to, for a Grid's or cloud farm's capabilities and credentials)."""
         if endpoint:
-            remote = self._remote.get(endpoint)
+            # one connection per profile: two profiles of one cloud farm or Grid differ in
+            # their capabilities
+            key = (endpoint, getattr(profile, "name", None))
+            remote = self._remote.get(key)
             if remote is None or not remote.is_connected():
-                remote = connect(self._pw, endpoint)
-                self._remote[endpoint] = remote
+                if remote is not None:
+                    release(remote)
+                remote = connect(self._pw, endpoint, profile)
+                self._remote[key] = remote
             return remote
         if self._browser is None or not self._browser.is_connected():
             self._browser = self._pw.chromium.launch(
@@ -204,7 +213,7 @@ def open_page(session: BrowserSession, server_url: str, profile=None, factor: fl
     from playwright.sync_api import Error as PlaywrightError
 
     endpoint = getattr(profile, "endpoint", None)
-    browser = session.browser(endpoint)
+    browser = session.browser(endpoint, profile)
     options = {}
     if profile is not None and profile.descriptor:
         options.update(session.devices()[profile.descriptor])
@@ -216,7 +225,7 @@ def open_page(session: BrowserSession, server_url: str, profile=None, factor: fl
         # asked for something: now that it has said so, relaunch (or reconnect) once.
         if browser.is_connected():
             raise
-        context = session.browser(endpoint).new_context(**options)
+        context = session.browser(endpoint, profile).new_context(**options)
     try:
         page = context.new_page()
         page.set_default_timeout(timeout_s * 1000)

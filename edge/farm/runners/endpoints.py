@@ -1,6 +1,11 @@
 """Remote endpoints: a device profile with an ``endpoint`` is a real browser elsewhere, connected
 to, never launched, never throttled. One entry per endpoint kind: URL scheme -> how Playwright
-connects to it.
+connects to it: a Playwright server (``ws://``), a CDP endpoint (``http://``), a Selenium Grid 4
+hub (``grid+http://``, `edge.farm.runners.grid`), and a cloud farm's Playwright endpoint (a
+``wss://`` endpoint whose profile names a `farm`): the profile's capabilities as URL-encoded JSON
+in the farm's query parameter, with the user name and access key read at connect time from the
+environment variables the profile names. Those credentials never leave the connection: errors
+are redacted (`redact`, `scrub`), records keep `public_endpoint`'s form of the endpoint.
 
 The device catalog accepts the schemes of `edge.farm.emulation.devices.ENDPOINT_SCHEMES`; a test
 checks that every one of them has an entry here.
@@ -8,6 +13,8 @@ checks that every one of them has an entry here.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Callable
 
@@ -43,14 +50,16 @@ def version_mismatch(message: str, endpoint: str) -> str | None:
             f"{'.'.join(client.split('.')[:2])}")
 
 
-def _playwright_server(playwright, endpoint: str):
-    """A Playwright browser server (`launch-server`, `run-server`: `ws://…`). Client and server
-    must agree in major.minor; when they do not, the error says so in one line with both
-    versions."""
+def _playwright_server(playwright, endpoint: str, profile=None):
+    """A Playwright browser server (`launch-server`, `run-server`: `ws://…`), or a cloud farm's
+    Playwright endpoint (a profile with `farm`: the URL `farm_url` makes, credentials
+    included). Client and server must agree in major.minor; when they do not, the error says so
+    in one line with both versions."""
     from playwright.sync_api import Error as PlaywrightError
 
+    url = farm_url(endpoint, profile) if getattr(profile, "farm", None) else endpoint
     try:
-        return playwright.chromium.connect(endpoint)
+        return playwright.chromium.connect(url)
     except PlaywrightError as exc:
         line = version_mismatch(str(exc), endpoint)
         if line is None:
@@ -58,25 +67,112 @@ def _playwright_server(playwright, endpoint: str):
         raise PlaywrightError(line) from None
 
 
-def _cdp(playwright, endpoint: str):
+def _cdp(playwright, endpoint: str, profile=None):
     """A Chrome DevTools Protocol endpoint (`http://host:9222`, e.g. Chrome on Android after
     `adb forward tcp:9222 localabstract:chrome_devtools_remote`)."""
     return playwright.chromium.connect_over_cdp(endpoint)
 
 
-#: URL scheme -> connect(playwright, endpoint) -> a Playwright Browser.
+def _grid(playwright, endpoint: str, profile=None):
+    """A Selenium Grid 4 hub (`grid+http://hub:4444`): a new session with the profile's
+    capabilities, driven over its ``se:cdp`` URL; `release` deletes the session."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    from edge.farm.runners.grid import GridError, GridSession, basic_auth
+
+    where = f"profile {profile.name!r}" if getattr(profile, "name", None) else "no profile"
+    creds = credentials(profile) if getattr(profile, "user_env", None) else None
+    session = GridSession(endpoint, where, creds)
+    try:
+        cdp = session.open(getattr(profile, "capabilities", None))
+    except GridError as exc:
+        raise PlaywrightError(str(exc)) from None
+    try:  # a hub that wants credentials wants them on its CDP proxy too
+        browser = playwright.chromium.connect_over_cdp(cdp, headers=basic_auth(creds)) \
+            if creds else playwright.chromium.connect_over_cdp(cdp)
+    except BaseException:
+        session.close()
+        raise
+    browser._edge_release = session.close
+    return browser
+
+
+#: URL scheme -> connect(playwright, endpoint, profile) -> a Playwright Browser.
 CONNECT: dict[str, Callable] = {
     "ws": _playwright_server,
     "wss": _playwright_server,
     "http": _cdp,
     "https": _cdp,
+    "grid+http": _grid,
+    "grid+https": _grid,
 }
 
 
-def connect(playwright, endpoint: str):
-    """The browser at `endpoint`, by its scheme. A failure is a Playwright error whose message
+def credentials(profile) -> tuple[str, str]:
+    """(user name, access key) from the environment variables the profile names (`user_env`,
+    `key_env`). A variable that is unset or empty is an error naming the profile, the field and
+    the variable (never a value)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    names = {"user_env": profile.user_env, "key_env": profile.key_env}
+    missing = [f"{var} (field {fld!r})" for fld, var in names.items()
+               if not var or not os.environ.get(var)]
+    if missing:
+        raise PlaywrightError(f"profile {profile.name!r}: the credentials' environment "
+                              f"variable{'s' if len(missing) > 1 else ''} "
+                              f"{' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} "
+                              "not set")
+    return os.environ[names["user_env"]], os.environ[names["key_env"]]
+
+
+def _secrets(profile) -> list[str]:
+    """The credential values a profile's connection carries (for redaction); none when the
+    profile names no variables or they are unset."""
+    out = []
+    for var in (getattr(profile, "user_env", None), getattr(profile, "key_env", None)):
+        value = os.environ.get(var) if var else None
+        if value:
+            out.append(value)
+    return out
+
+
+def farm_capabilities(profile) -> dict:
+    """A cloud farm profile's capabilities with the credentials from the environment put at the
+    farm's key paths (`edge.farm.emulation.devices.FARMS`)."""
+    import copy
+
+    from edge.farm.emulation.devices import FARMS
+
+    farm = FARMS[profile.farm]
+    caps = copy.deepcopy(profile.capabilities or {})
+    user, key = credentials(profile)
+    for path, value in ((farm.user, user), (farm.key, key)):
+        table = caps
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+        table[path[-1]] = value
+    return caps
+
+
+def farm_url(endpoint: str, profile) -> str:
+    """The URL a cloud farm's Playwright endpoint is connected with: the profile's endpoint and
+    its capabilities (credentials included) as URL-encoded JSON in the farm's query parameter
+    (BrowserStack ``?caps=``, LambdaTest ``?capabilities=``). Holds secrets: never shown."""
+    from urllib.parse import quote
+
+    from edge.farm.emulation.devices import FARMS
+
+    caps = json.dumps(farm_capabilities(profile), separators=(",", ":"))
+    joiner = "&" if "?" in endpoint else "?"
+    return f"{endpoint}{joiner}{FARMS[profile.farm].param}={quote(caps, safe='')}"
+
+
+def connect(playwright, endpoint: str, profile=None):
+    """The browser at `endpoint`, by its scheme (`profile`: the device profile, for a Grid's or
+    cloud farm's capabilities and credentials). A failure is a Playwright error whose message
     never holds the endpoint's user name, password or query string (where a cloud farm's
-    credentials travel): only `public_endpoint`'s form of it."""
+    credentials travel), nor a credential read from the environment: only `public_endpoint`'s
+    form of the endpoint."""
     from playwright.sync_api import Error as PlaywrightError
 
     from edge.results.store import public_endpoint
@@ -86,11 +182,40 @@ def connect(playwright, endpoint: str):
         raise ValueError(f"unknown endpoint scheme {scheme!r} in {public_endpoint(endpoint)!r}; "
                          f"known: {', '.join(CONNECT)}")
     try:
-        return CONNECT[scheme](playwright, endpoint)
+        return CONNECT[scheme](playwright, endpoint, profile)
     except PlaywrightError as exc:
-        if public_endpoint(endpoint) == endpoint:
+        secrets = _secrets(profile)
+        if public_endpoint(endpoint) == endpoint and not secrets:
             raise
-        raise PlaywrightError(redact(str(exc), endpoint)) from None
+        message = redact(str(exc), endpoint)
+        if getattr(profile, "farm", None) and secrets:
+            try:
+                message = redact(message, farm_url(endpoint, profile))
+            except PlaywrightError:
+                pass
+        raise PlaywrightError(scrub(message, secrets)) from None
+
+
+def release(browser) -> None:
+    """Give back what connecting to `browser` took elsewhere (a Grid session), once; a no-op
+    for other browsers."""
+    done = getattr(browser, "_edge_release", None)
+    if done is not None:
+        browser._edge_release = None
+        done()
+
+
+def scrub(message: str, secrets) -> str:
+    """`message` without any of `secrets`, in plain, URL-encoded or JSON-escaped form."""
+    from urllib.parse import quote, quote_plus
+
+    for secret in secrets:
+        if len(secret) < 4:  # shorter ones would clobber ordinary text
+            continue
+        for form in {secret, quote(secret, safe=""), quote_plus(secret),
+                     json.dumps(secret)[1:-1]}:
+            message = message.replace(form, "***")
+    return message
 
 
 def redact(message: str, endpoint: str) -> str:

@@ -13,8 +13,9 @@ TF.js's threaded WASM backend starts its pthread workers from a Blob of its own 
 a URL, and the compiled module travels to them by `postMessage`: nothing a worker loads needs the
 network, so routing (known to miss some workers' script loads) covers the threaded path.
 
-`remote_fields` are what a remote record adds: that it is `real`, and what the page reported
-(user agent, browser version, backend, threads, cross-origin isolation).
+`remote_fields` are what a remote record adds: that it is `real`, the kind of endpoint (CDP,
+Playwright server, Selenium Grid, cloud farm), and what the page reported (user agent, browser
+version, backend, threads, cross-origin isolation).
 """
 
 from __future__ import annotations
@@ -104,14 +105,15 @@ def prepare_remote_page(context, page, cdp, server_url: str, cores: int | None) 
 
 
 def remote_fields(session, profile, page, facts: dict, runtime: str) -> dict:
-    """What a record of a remote endpoint adds: ``real`` and ``remote`` (the page's user agent,
-    the browser's version, the backend and thread count the page reported, whether it was
-    cross-origin isolated, and any thread override). Empty for a local profile."""
+    """What a record of a remote endpoint adds: ``real`` and ``remote`` (the endpoint's kind, the
+    page's user agent, the browser's version, the backend and thread count the page reported,
+    whether it was cross-origin isolated, and any thread override). Empty for a local
+    profile."""
     endpoint = getattr(profile, "endpoint", None)
     if not endpoint:
         return {}
     try:
-        version = session.browser(endpoint).version
+        version = session.browser(endpoint, profile).version
     except Exception:  # noqa: BLE001 - informative; the browser may have gone meanwhile
         version = None
     if runtime == "tflite-web":
@@ -120,6 +122,7 @@ def remote_fields(session, profile, page, facts: dict, runtime: str) -> dict:
         threads = (facts.get("wasm") or {}).get("threadsUsed") \
             if facts.get("backend") == "wasm" else None
     return {"real": True, "remote": {
+        "endpoint_kind": getattr(profile, "endpoint_kind", None),
         "user_agent": facts.get("userAgent"),
         "browser_version": version,
         "backend": facts.get("backend"),
