@@ -4,8 +4,11 @@ Two quantization vocabularies, not one: TFLite post-training quantization (fp32,
 dynamic-range, int8 full-integer with a representative dataset) and TF.js weight quantization
 (none, float16, uint16, uint8). Beside them, recipe variants: ai-edge-quantizer recipes applied to
 the float32 `.tflite` (int8 weight-only, int8 dynamic-range, int4 weight-only), each named by the
-recipe it applies. Which runtime can run which variant, and the combinations known to
-fail with current converters, are written down here with their reasons.
+recipe it applies. And ONNX variants, converted from the same float32 reference by tf2onnx:
+float32, float16 (weights and activations, float32 input/output) and int8 static QDQ quantization
+(ONNX Runtime's quantizer, calibrated on the same images as the TFLite int8 variants). Which
+runtime can run which variant, and the combinations known to fail with current converters, are
+written down here with their reasons.
 
 A leaf module (it imports only `edge.errors`): the garden, conversion, the farm, the report and the
 command line all speak this vocabulary, and none of them owns it.
@@ -23,14 +26,14 @@ from edge.errors import SpecError
 @dataclass(frozen=True)
 class Variant:
     name: str
-    format: str  # "tflite" | "tfjs"
+    format: str  # "tflite" | "tfjs" | "onnx"
     quantization: str
     description: str
     options: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def needs_representative_data(self) -> bool:
-        return self.quantization == "int8-full"
+        return self.quantization in ("int8-full", "int8-qdq")
 
     @property
     def recipe(self) -> str | None:
@@ -68,6 +71,13 @@ _ALL = [
     Variant("tfjs-fp16", "tfjs", "float16", "TF.js graph model, float16 weight quantization"),
     Variant("tfjs-uint16", "tfjs", "uint16", "TF.js graph model, uint16 affine weights"),
     Variant("tfjs-uint8", "tfjs", "uint8", "TF.js graph model, uint8 affine weights"),
+    Variant("onnx-fp32", "onnx", "fp32", "ONNX (tf2onnx), float32 weights and activations"),
+    Variant("onnx-fp16", "onnx", "fp16",
+            "ONNX, float16 weights and activations, float32 input/output (onnxconverter-common)"),
+    Variant("onnx-int8", "onnx", "int8-qdq",
+            "ONNX, int8 weights (per channel) and activations in QDQ form (ONNX Runtime's static "
+            "quantization, calibrated on the TFLite int8 variants' images), float32 "
+            "input/output"),
 ]
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in _ALL}
@@ -85,6 +95,9 @@ RECIPE_VARIANTS: tuple[str, ...] = tuple(v.name for v in _ALL if v.recipe)
 #: The variant a recipe variant quantizes, for a model not given as a `.tflite` file.
 RECIPE_BASE = "tflite-fp32"
 
+#: The ONNX variants: built for `--preset full` and on request, not by a plain `edge build`.
+ONNX_VARIANTS: tuple[str, ...] = tuple(v.name for v in _ALL if v.format == "onnx")
+
 #: Every variant a model given as Keras or SavedModel can be built in.
 BUILDABLE_VARIANTS: tuple[str, ...] = tuple(v.name for v in _ALL if v.quantization != "as-is")
 
@@ -99,6 +112,8 @@ RUNTIMES: dict[str, str] = {
     "tfjs-webgl": "tfjs",
     "tfjs-webgpu": "tfjs",
     "benchmark-model": "tflite",  # the TFLite benchmark tool on a phone over adb
+    "onnxruntime": "onnx",
+    "ort-wasm": "onnx",
 }
 
 

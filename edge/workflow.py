@@ -32,7 +32,7 @@ from edge.convert.cache import Store
 from edge.convert.targets import Target, garden_target, is_model_path, user_model_target
 from edge.errors import EdgeError
 from edge.garden import DEFAULT_GARDEN, resolve
-from edge.variants import RECIPE_VARIANTS
+from edge.variants import ONNX_VARIANTS, RECIPE_VARIANTS
 
 DEFAULT_BUILD_DIR = Path("build")
 #: Fidelity statuses that fail a variant (`edge build --strict`, `edge validate`).
@@ -293,8 +293,9 @@ def _protocol(matrix, preset: str):
 def _scope(matrix, preset: str, tiny: bool) -> tuple[list[str], list[str]]:
     """The models and variants a new run covers: the matrix's, or for the smoke preset only
     what its cells measure."""
-    if preset == "full":  # the whole cross product: the recipe variants too
-        return list(matrix.models), list(dict.fromkeys([*matrix.variants, *RECIPE_VARIANTS]))
+    if preset == "full":  # the whole cross product: the recipe and ONNX variants too
+        return list(matrix.models), list(dict.fromkeys([*matrix.variants, *RECIPE_VARIANTS,
+                                                        *ONNX_VARIANTS]))
     if preset != "smoke":
         return list(matrix.models), list(matrix.variants)
     models = list(matrix.models[:1])

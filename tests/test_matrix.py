@@ -26,9 +26,11 @@ def test_default_matrix_covers_every_family_variant_and_runtime():
     cells = matrix.cells("default", SLUGS)
     assert {c.model for c in cells} == set(SLUGS)
     assert {c.variant for c in cells} >= set(DEFAULT_VARIANTS)
-    # WebGPU runs on SwiftShader here (seconds per run): in --preset full only
-    # a phone over adb (benchmark-model) only where a catalog profile names one
-    assert {c.runtime for c in cells} == set(RUNTIMES) - {"tfjs-webgpu", "benchmark-model"}
+    # WebGPU runs on SwiftShader here (seconds per run), and the ONNX runtimes run the ONNX
+    # variants: in --preset full only; a phone over adb (benchmark-model) only where a catalog
+    # profile names one
+    assert {c.runtime for c in cells} == set(RUNTIMES) - {"tfjs-webgpu", "onnxruntime",
+                                                          "ort-wasm", "benchmark-model"}
     assert len({c.device for c in cells}) >= 3
     assert len(set(cells)) == len(cells)
     assert all(c.threads for c in cells if c.native)

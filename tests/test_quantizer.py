@@ -14,7 +14,7 @@ from edge.convert.cache import Store
 from edge.convert.targets import garden_target, user_target
 from edge.errors import SpecError
 from edge.garden import REGISTRY
-from edge.variants import RECIPE_BASE, RECIPE_VARIANTS, get_variant
+from edge.variants import ONNX_VARIANTS, RECIPE_BASE, RECIPE_VARIANTS, get_variant
 
 BITS = {"tflite-aiq-int8-weight": 8, "tflite-aiq-int8-dynamic": 8, "tflite-aiq-int4-weight": 4}
 
@@ -32,7 +32,7 @@ def test_preset_full_adds_the_recipe_variants_and_the_default_matrix_does_not():
     default = workflow.run_settings(matrix, preset="default", run_id="x")
     assert default.variants == list(matrix.variants)
     full = workflow.run_settings(matrix, preset="full", run_id="x")
-    assert full.variants == [*matrix.variants, *RECIPE_VARIANTS]
+    assert full.variants == [*matrix.variants, *RECIPE_VARIANTS, *ONNX_VARIANTS]
     slugs = [t.slug for t in full.targets()]
     cells = workflow.dataclasses.replace(matrix, variants=full.variants).cells("full", slugs)
     assert {(c.variant, c.runtime) for c in cells if c.variant in RECIPE_VARIANTS} >= {

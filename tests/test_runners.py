@@ -29,7 +29,7 @@ def test_every_runtime_of_the_vocabulary_has_exactly_one_runner():
     assert set(RUNNERS) == set(RUNTIMES)
     assert all(isinstance(r, Runner) for r in RUNNERS.values())
     # the table decides what is native and what runs on the GPU, and the matrix asks it
-    assert NATIVE_RUNTIMES == ("litert", "litert-compiled", "tflite-runtime")
+    assert NATIVE_RUNTIMES == ("litert", "litert-compiled", "tflite-runtime", "onnxruntime")
     assert GPU_RUNTIMES == ("tfjs-webgl", "tfjs-webgpu")
     assert all(isinstance(RUNNERS[r], NativeRunner) for r in NATIVE_RUNTIMES)
     assert ADB_RUNTIMES == ("benchmark-model",)

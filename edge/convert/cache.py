@@ -27,7 +27,9 @@ SCHEMA_VERSION = 1
 KEY_CHARS = 20
 
 _TOOLS = ("tensorflow", "keras", "tensorflowjs", "ai-edge-litert", "ai-edge-quantizer", "numpy",
-          "edge")
+          "tf2onnx", "onnx", "onnxruntime", "onnxconverter-common", "edge")
+#: The converters an ONNX variant's key covers (beside TensorFlow's).
+ONNX_TOOLS = ("tf2onnx", "onnx", "onnxruntime", "onnxconverter-common")
 
 
 def tool_versions() -> dict[str, str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.convert.cache import Store, files_summary, hash_key, tool_versions
+from edge.convert.cache import ONNX_TOOLS, Store, files_summary, hash_key, tool_versions
 from edge.convert.targets import Target
 from edge.errors import EdgeError
 from edge.variants import RECIPE_BASE, get_variant
@@ -80,6 +80,8 @@ def artifact_key(ref_key: str, variant_name: str, base_key: str | None = None) -
     if variant.recipe:
         material["tools"]["ai-edge-quantizer"] = versions["ai-edge-quantizer"]
         material["base"] = base_key
+    if variant.format == "onnx":
+        material["tools"].update({k: versions[k] for k in ONNX_TOOLS})
     return hash_key(material)
 
 
@@ -128,11 +130,13 @@ def _reference_work(target: Target, store_root: str, key: str, eval_images: np.n
 def _artifact_work(target: Target, variant_name: str, store_root: str, key: str,
                    ref_key: str | None, eval_images: np.ndarray,
                    base_key: str | None = None) -> dict:
+    from edge.convert.onnx_models import build_onnx
     from edge.convert.recipes import build_recipe
     from edge.convert.tfjs import build_tfjs
     from edge.convert.tflite import MODEL_FILE, build_tflite
 
-    builders: dict[str, Callable] = {"tflite": build_tflite, "tfjs": build_tfjs}
+    builders: dict[str, Callable] = {"tflite": build_tflite, "tfjs": build_tfjs,
+                                     "onnx": build_onnx}
     store = Store(Path(store_root))
     variant = get_variant(variant_name)
     started = time.perf_counter()

@@ -313,7 +313,7 @@ class Bench:
         """The calibration workload of a runtime: the run's MobileNetV2 float32 variant of the
         cell's format (the field's baseline), else the cell's own artifact."""
         fmt = self.artifacts[(cell.model, cell.variant)].manifest["format"]
-        variant = "tfjs-fp32" if fmt == "tfjs" else "tflite-fp32"
+        variant = {"tfjs": "tfjs-fp32", "onnx": "onnx-fp32"}.get(fmt, "tflite-fp32")
         for (model, v), artifact in sorted(self.artifacts.items()):
             if v == variant and model.split(":")[0] == "mobilenet_v2":
                 return artifact

@@ -46,7 +46,10 @@ def checks() -> list[tuple[str, bool, str, str]]:
     rows = []
     for pkg, fix in (("tensorflow", "pip install -e . (or run any nox session)"),
                      ("tensorflowjs", "pip install -e ."), ("ai-edge-litert", "pip install -e ."),
-                     ("playwright", "pip install -e .")):
+                     ("playwright", "pip install -e ."),
+                     ("tf2onnx", "pip install -e . (ONNX variants)"),
+                     ("onnxruntime", "pip install -e . (runtime onnxruntime, ONNX int8)"),
+                     ("onnxconverter-common", "pip install -e . (onnx-fp16)")):
         v = _version(pkg)
         rows.append((pkg, v != "missing", v, fix))
     trt = tflite_runtime_python()
@@ -97,6 +100,7 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
                 facts = page.evaluate("() => window.edgeHarness.facts()")
                 backends = page.evaluate(BACKENDS_JS)
                 litert = page.evaluate("() => window.edgeHarness.litertCheck()")
+                ort = page.evaluate("() => window.edgeHarness.ortCheck()")
             finally:
                 context.close()
         for name, ok in backends.items():
@@ -105,6 +109,7 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
             rows.append((f"backend {name}", bool(ok), "initialises" if ok else "unavailable",
                          fix))
         rows.append(litert_row(litert))
+        rows.append(ort_row(ort))
         renderer = (facts.get("webgl") or {}).get("renderer") or "?"
         rows.append(("GPU renderer", True, str(renderer),
                      "SwiftShader means software rendering: WebGL/WebGPU figures are not a "
@@ -127,6 +132,20 @@ def litert_row(check: dict) -> tuple[str, bool, str, str]:
     return ("LiteRT.js (litertjs-wasm)", True,
             f"initialises: @litertjs/core {check.get('version')}, {check.get('build')} WASM "
             f"build, {check.get('threadsUsed')} threads in its pool", "")
+
+
+def ort_row(check: dict) -> tuple[str, bool, str, str]:
+    """The doctor's row for ONNX Runtime Web (runtime ort-wasm): whether its module loads in the
+    harness page, its version, and whether its threaded WASM can use threads there."""
+    from edge.farm.runners.web_runtime import INSTALL_COMMAND
+
+    name = "ONNX Runtime Web (ort-wasm)"
+    if check.get("error") or not check.get("loaded"):
+        return (name, False, str(check.get("error") or "did not load"),
+                f"reinstall the pinned web runtime: {INSTALL_COMMAND}")
+    threads = ("threads available (cross-origin isolated)" if check.get("crossOriginIsolated")
+               else "single-threaded: the page is not cross-origin isolated")
+    return (name, True, f"loads: onnxruntime-web {check.get('version')}, {threads}", "")
 
 
 def gpu_devices() -> list[str]:

@@ -80,7 +80,7 @@ RENDERER_PEAK_RSS = "renderer-peak-rss"
 WORKER_PEAK_RSS = "worker-peak-rss"
 RENDERER_RSS_AFTER_RUN = "renderer-rss-after-run"
 #: Runtimes that measure in a native worker process (the others run in the browser).
-NATIVE_RUNTIMES = ("litert", "litert-compiled", "tflite-runtime")
+NATIVE_RUNTIMES = ("litert", "litert-compiled", "tflite-runtime", "onnxruntime")
 #: Runtimes that run on a GPU.
 GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu")
 #: Renderer names of software rasterizers (for records without ``gpu.software``).

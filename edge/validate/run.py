@@ -1,7 +1,8 @@
 """Run each variant on the host over the evaluation set and judge it against the reference.
 
-TFLite variants run in LiteRT. A TF.js variant's fidelity is measured where TF.js runs, in the
-browser farm; here its record says so instead of inventing a figure.
+TFLite variants run in LiteRT, ONNX variants in ONNX Runtime (CPU). A TF.js variant's fidelity
+is measured where TF.js runs, in the browser farm; here its record says so instead of inventing a
+figure.
 """
 
 from __future__ import annotations
@@ -39,6 +40,23 @@ class Fidelity:
 
 def litert_version() -> str:
     return f"litert {metadata.version('ai-edge-litert')}"
+
+
+def onnxruntime_version() -> str:
+    return f"onnxruntime {metadata.version('onnxruntime')}"
+
+
+def runtime_label(fmt: str) -> str:
+    """The runtime (and its version) a variant of this format is validated in."""
+    return onnxruntime_version() if fmt == "onnx" else litert_version()
+
+
+def run_model(fmt: str, model_path: Path, inputs: np.ndarray) -> np.ndarray:
+    if fmt == "onnx":
+        from edge.convert.onnx_models import run_onnx
+
+        return run_onnx(model_path, inputs)
+    return run_tflite(model_path, inputs)
 
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -112,7 +130,7 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
                        "as a .tflite file"], None, None)
     elif several_outputs(manifest):
         fid = Fidelity(target, variant, "n/a", {}, [several_outputs(manifest)], None, None)
-    elif (cached and cached.get("runtime") == litert_version()
+    elif (cached and cached.get("runtime") == runtime_label(manifest["format"])
           and cached.get("thresholds") == thresholds and not force):
         return Fidelity(target, variant, cached["status"], cached["figures"], cached["reasons"],
                         cached["headline"], cached["runtime"], cached.get("seconds", 0.0))
@@ -123,7 +141,8 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
         inputs = Preprocessing(tuple(manifest["model"]["mean"]),
                                tuple(manifest["model"]["std"])).apply(images)
         try:
-            out = run_tflite(store.path("artifacts", key) / manifest["files"][0]["path"], inputs)
+            out = run_model(manifest["format"],
+                            store.path("artifacts", key) / manifest["files"][0]["path"], inputs)
             figures = METRICS[task](ref_out, out.reshape(ref_out.shape))
             status, reasons = judge(figures, thresholds, manifest["quantization"])
             if figures.get("note"):
@@ -132,7 +151,7 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
             figures, status = {}, "error"
             reasons = [f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"]
         fid = Fidelity(target, variant, status, figures, reasons,
-                       figures.get(HEADLINE_METRIC[task]), litert_version(),
+                       figures.get(HEADLINE_METRIC[task]), runtime_label(manifest["format"]),
                        time.perf_counter() - started)
     store.update_manifest("artifacts", key, fidelity={**fid.to_dict(), "thresholds": thresholds})
     return fid

@@ -1,11 +1,12 @@
 // Measures one model variant in one backend; driven by Playwright through window.edgeHarness.
 //
 // window.edgeHarness = { ready, run(config), benchmarkIndex(ms), facts(), prepare(config),
-//   timeRuns(n), release(), litertCheck() }; the title becomes
+//   timeRuns(n), release(), litertCheck(), ortCheck() }; the title becomes
 // 'ready' once the runtimes are loaded.
 //
-// config: { runtime: 'tfjs-wasm' | 'tfjs-webgl' | 'tfjs-webgpu' | 'tflite-web' | 'litertjs-wasm',
-//   modelUrl: '.../model.json' (graph model) or '.../model.tflite',
+// config: { runtime: 'tfjs-wasm' | 'tfjs-webgl' | 'tfjs-webgpu' | 'tflite-web' | 'litertjs-wasm'
+//             | 'ort-wasm',
+//   modelUrl: '.../model.json' (graph model), '.../model.tflite' or '.../model.onnx',
 //   input: { shape: [1, H, W, 3], dtype: 'float32' | 'int8' | 'uint8', mean: [r, g, b],
 //            std: [r, g, b], scale, zeroPoint },          // scale/zeroPoint for int8/uint8 inputs
 //   output: { scale, zeroPoint } or a list, one per output // optional, dequantizes tflite outputs
@@ -24,6 +25,9 @@
 // LiteRT.js ('litertjs-*': @litertjs/core, an ES module loaded on first use through the page's
 // import map) runs .tflite models as a CompiledModel; its tensors are freed by hand, and its
 // facts (version, WASM build, threads) are facts().litert.
+// ONNX Runtime Web ('ort-*': onnxruntime-web's WASM-only ES module, loaded on first use) runs
+// .onnx models in an InferenceSession on its WASM execution provider with env.wasm.numThreads =
+// wasmThreads (set before its WASM initialises, once per page); its facts are facts().ort.
 // The backend is selected and checked (never a silent fallback); every inference is timed up to
 // the download of its output data, so asynchronous GPU work is included.
 (function () {
@@ -37,6 +41,11 @@
   // LiteRT.js runtime -> its accelerator (loadAndCompile's `accelerator`).
   const LITERT_ACCELERATORS = { 'litertjs-wasm': 'wasm' };
   const isLiteRt = (config) => Object.prototype.hasOwnProperty.call(LITERT_ACCELERATORS, config.runtime);
+  const ORT_MODULE = '/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs';
+  const ORT_WASM_DIR = '/node_modules/onnxruntime-web/dist/';
+  // ONNX Runtime Web runtime -> its execution provider.
+  const ORT_PROVIDERS = { 'ort-wasm': 'wasm' };
+  const isOrt = (config) => Object.prototype.hasOwnProperty.call(ORT_PROVIDERS, config.runtime);
   const QUANT_RANGE = { int8: [-128, 127], uint8: [0, 255] };
   // (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)): valid only with SIMD.
   const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1,
@@ -50,6 +59,10 @@
   const litertLive = { tensors: 0, bytes: 0 };
   let litertThreadsConfigured = null;
   let litertAccelerator = null;
+  // ONNX Runtime Web once loaded in this page: { ort, version, provider, threadsConfigured,
+  // error }; live counts the tensors the harness made and has not disposed yet.
+  let ortState = null;
+  const ortLive = { tensors: 0, bytes: 0 };
   let benchmarkSink = 0;
 
   const now = () => performance.now();
@@ -102,6 +115,10 @@
     const x = new Float32Array(pixels.length);
     for (let i = 0; i < pixels.length; i++) x[i] = f(pixels[i] - mean[i % 3]) / std[i % 3];
     const range = QUANT_RANGE[spec.dtype];
+    if (runtime && isOrt({ runtime })) {
+      if (range) throw new Error(`ONNX Runtime Web inputs here are float32, not ${spec.dtype}`);
+      return ortTrack(new ortState.ort.Tensor('float32', x, spec.shape), x.byteLength);
+    }
     const lite = runtime && isLiteRt({ runtime });
     if (!range) return lite ? litertTensor(x, spec.shape) : tf.tensor(x, spec.shape, 'float32');
     if (!spec.scale) throw new Error(`input dtype ${spec.dtype} needs input.scale`);
@@ -150,8 +167,9 @@
 
   async function selectBackend(config) {
     if (isLiteRt(config)) return selectLiteRt(config);
+    if (isOrt(config)) return selectOrt(config);
     const name = BACKENDS[config.runtime];
-    if (!name) throw new Error(`unknown runtime ${JSON.stringify(config.runtime)}; expected one of ${[...Object.keys(BACKENDS), ...Object.keys(LITERT_ACCELERATORS)].join(', ')}`);
+    if (!name) throw new Error(`unknown runtime ${JSON.stringify(config.runtime)}; expected one of ${[...Object.keys(BACKENDS), ...Object.keys(LITERT_ACCELERATORS), ...Object.keys(ORT_PROVIDERS)].join(', ')}`);
     for (const [flag, value] of Object.entries(config.flags || {})) tf.env().set(flag, value);
     if (name === 'wasm' && config.wasmThreads != null) {
       tf.wasm.setThreadsCount(config.wasmThreads);
@@ -174,6 +192,7 @@
 
   async function loadModel(config) {
     if (isLiteRt(config)) return loadLiteRtModel(config);
+    if (isOrt(config)) return loadOrtModel(config);
     if (config.runtime !== 'tflite-web') return tf.loadGraphModel(config.modelUrl);
     // Without wasmThreads the interpreter's own default: half the reported cores.
     tfliteThreadsConfigured = config.wasmThreads ?? Math.max(1, Math.floor(navigator.hardwareConcurrency / 2));
@@ -204,6 +223,10 @@
       model.compiled.delete();
       return;
     }
+    if (model.ort) {
+      model.session.release().catch(() => {});
+      return;
+    }
     if (typeof model.dispose === 'function') model.dispose();
     else if (model.modelRunner && typeof model.modelRunner.cleanUp === 'function') model.modelRunner.cleanUp();
   }
@@ -218,6 +241,7 @@
   // the caller disposes the tensors.
   function makeInfer(model) {
     if (model.litert) return litertInfer(model);
+    if (model.ort) return ortInfer(model);
     let useAsync = false;
     return async function infer(x) {
       let out;
@@ -246,7 +270,7 @@
   // own WASM bindings, which the public API is a thin layer over.
 
   const LITERT_INT8 = 9;  // litert::ElementType::kInt8
-  const backendName = (config) => (config.runtime === 'tflite-web' || isLiteRt(config) ? config.runtime : tf.getBackend());
+  const backendName = (config) => (config.runtime === 'tflite-web' || isLiteRt(config) || isOrt(config) ? config.runtime : tf.getBackend());
 
   function disposeAll(tensors) {
     for (const t of tensors) t.dispose();
@@ -412,10 +436,89 @@
     };
   }
 
+  // ---- ONNX Runtime Web -----------------------------------------------------------------------
+  // onnxruntime-web's WASM-only build: its WASM (SIMD, threaded where the page is cross-origin
+  // isolated) is fetched from the local server on the first session; env.wasm.numThreads must be
+  // set before that and holds for the page (each cell has a fresh one).
+
+  async function selectOrt(config) {
+    if (ortState && ortState.error) return `ONNX Runtime Web unavailable: ${ortState.error}`;
+    if (ortState) return null;
+    ortState = { ort: null, version: null, provider: ORT_PROVIDERS[config.runtime], threadsConfigured: null, error: null };
+    try {
+      const ort = await import(ORT_MODULE);
+      ort.env.wasm.wasmPaths = ORT_WASM_DIR;
+      ort.env.wasm.proxy = false;
+      if (config.wasmThreads != null) ort.env.wasm.numThreads = config.wasmThreads;
+      ortState.threadsConfigured = config.wasmThreads ?? null;
+      ortState.version = (ort.env.versions && ort.env.versions.web) || null;
+      ortState.ort = ort;
+    } catch (err) {
+      ortState.error = describe(err);
+      return `ONNX Runtime Web unavailable: ${ortState.error}`;
+    }
+    return null;
+  }
+
+  // A tensor (or a stand-in with dispose()) counted live until disposed: the leak check.
+  function ortTrack(tensor, bytes) {
+    ortLive.tensors += 1;
+    ortLive.bytes += bytes;
+    const own = tensor.dispose ? tensor.dispose.bind(tensor) : null;
+    let live = true;
+    tensor.dispose = () => {
+      if (live) {
+        live = false;
+        ortLive.tensors -= 1;
+        ortLive.bytes -= bytes;
+      }
+      if (own) own();
+    };
+    return tensor;
+  }
+
+  async function loadOrtModel(config) {
+    const session = await ortState.ort.InferenceSession.create(config.modelUrl, {
+      executionProviders: [ORT_PROVIDERS[config.runtime]], graphOptimizationLevel: 'all', executionMode: 'sequential',
+    });
+    return { ort: true, session, inputName: session.inputNames[0], outputNames: session.outputNames };
+  }
+
+  function ortInfer(model) {
+    return async function infer(x) {
+      const out = await model.session.run({ [model.inputName]: x });
+      const data = model.outputNames.map((n) => out[n].data);
+      const tensors = model.outputNames.map((n) => {
+        const t = out[n];
+        return ortTrack({ shape: Array.from(t.dims), dtype: t.type, dispose: () => t.dispose() }, t.data.byteLength);
+      });
+      return { tensors, data };
+    };
+  }
+
+  function ortFacts() {
+    if (!ortState) return { loaded: false };
+    const env = ortState.ort ? ortState.ort.env.wasm : null;
+    // The WASM files the page fetched from onnxruntime-web: which build ran.
+    const wasmFiles = performance.getEntriesByType('resource').map((e) => e.name)
+      .filter((u) => u.includes('/onnxruntime-web/') && u.endsWith('.wasm'))
+      .map((u) => u.slice(u.lastIndexOf('/') + 1));
+    return {
+      loaded: !ortState.error && !!ortState.ort, error: ortState.error, version: ortState.version,
+      executionProvider: ortState.provider,
+      threadsConfigured: ortState.threadsConfigured,
+      // env.wasm.numThreads once the WASM initialised: 1 where threads are unavailable.
+      threadsEffective: env ? env.numThreads ?? null : null,
+      proxy: env ? !!env.proxy : null,
+      wasmFiles: [...new Set(wasmFiles)],
+    };
+  }
+
   // ---- memory ------------------------------------------------------------------------------
 
   function tfMemory(config) {
     if (config && isLiteRt(config)) return { numTensors: litertLive.tensors, numBytes: litertLive.bytes };
+    if (config && isOrt(config)) return { numTensors: ortLive.tensors, numBytes: ortLive.bytes };
     const m = tf.memory();
     const keep = ['numTensors', 'numBytes', 'numBytesInGPU', 'numBytesInGPUAllocated', 'numBytesInGPUFree', 'numBytesAllocatedInGPU', 'unreliable'];
     return Object.fromEntries(keep.filter((k) => m[k] !== undefined).map((k) => [k, m[k]]));
@@ -596,7 +699,7 @@
         leakedBytes: after.numBytes - before.numBytes,
         tfLiveBytesAfterRunMax: peakBytes,  // sampled between runs: not a peak
         tfGpuBytesAfterRunMax: peakGpuBytes,
-        tfProfilePeakBytes: config.runtime === 'tflite-web' || isLiteRt(config) ? null : await profilePeakBytes(infer, x),
+        tfProfilePeakBytes: config.runtime === 'tflite-web' || isLiteRt(config) || isOrt(config) ? null : await profilePeakBytes(infer, x),
         numBytesInGPUAllocated: after.numBytesInGPUAllocated ?? null,
         wasmHeapCapacityBytes: wasmHeapBytes(config, model),  // the heap's size, not its use
         jsHeap: jsHeap(),
@@ -741,6 +844,7 @@
       },
       tflite: { features: tfliteFeatures, threadsConfigured: tfliteThreadsConfigured },
       litert: litertFacts(),
+      ort: ortFacts(),
       webgl: webglFacts(),
       webgpu: await webgpuProbe(),
     };
@@ -783,7 +887,13 @@
     return { ...litertFacts(), error };
   }
 
-  window.edgeHarness = { ready, run, benchmarkIndex, facts, prepare, timeRuns, release, litertCheck };
+  // Whether ONNX Runtime Web's module loads in this page: its facts, error or null.
+  async function ortCheck(runtime = 'ort-wasm') {
+    const error = await selectOrt({ runtime });
+    return { ...ortFacts(), error, crossOriginIsolated: self.crossOriginIsolated === true };
+  }
+
+  window.edgeHarness = { ready, run, benchmarkIndex, facts, prepare, timeRuns, release, litertCheck, ortCheck };
   ready.then(
     () => { document.title = 'ready'; },
     (err) => { document.title = `error: ${describe(err)}`; },

@@ -1,6 +1,7 @@
-"""The native runner: .tflite cells in a fresh worker process each (`tflite_runner`, which runs
-`tflite_worker.py`), LiteRT under this process's Python and tflite-runtime under its own
-environment's. On an emulated phone the worker runs in the device's cgroup, calibrated first."""
+"""The native runner: .tflite and .onnx cells in a fresh worker process each (`tflite_runner`,
+which runs `tflite_worker.py`), LiteRT and ONNX Runtime under this process's Python and
+tflite-runtime under its own environment's. On an emulated phone the worker runs in the device's
+cgroup, calibrated first."""
 
 from __future__ import annotations
 
@@ -120,7 +121,7 @@ class NativeRunner(Runner):
         art = bench.calibration_artifact(cell)
         medians = []
         for _ in range(repeats):
-            with TimingWorker(art.main_file, threads=cell.threads or 1,
+            with TimingWorker(art.main_file, runtime=cell.runtime, threads=cell.threads or 1,
                               protocol=bench.protocol.to_dict()) as worker:
                 medians.append(float(np.median(worker.time(20))))
         return medians, art

@@ -118,6 +118,8 @@ def remote_fields(session, profile, page, facts: dict, runtime: str) -> dict:
         version = None
     if runtime == "tflite-web":
         threads = (facts.get("tflite") or {}).get("threadsConfigured")
+    elif runtime == "ort-wasm":
+        threads = (facts.get("ort") or {}).get("threadsEffective")
     else:
         threads = (facts.get("wasm") or {}).get("threadsUsed") \
             if facts.get("backend") == "wasm" else None

@@ -64,6 +64,7 @@ _MIME_TYPES = {
     ".wasm": "application/wasm",
     ".bin": "application/octet-stream",
     ".tflite": "application/octet-stream",
+    ".onnx": "application/octet-stream",
     ".png": "image/png",
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",

@@ -13,12 +13,14 @@ RUNNERS: dict[str, Runner] = {
     "litert": NativeRunner(),
     "litert-compiled": NativeRunner(),
     "tflite-runtime": NativeRunner(),
+    "onnxruntime": NativeRunner(),
     "tfjs-wasm": BrowserRunner(),
     "tfjs-webgl": BrowserRunner(gpu=True),
     "tfjs-webgpu": BrowserRunner(gpu=True),
     "tflite-web": BrowserRunner(),
     "litertjs-wasm": BrowserRunner(),
     "benchmark-model": AdbRunner(),
+    "ort-wasm": BrowserRunner(),
 }
 
 #: Runtimes whose cells run in a native worker process on this machine.

@@ -1,10 +1,10 @@
-"""Measure .tflite artifacts on the host, one fresh worker subprocess per cell.
+"""Measure .tflite (and .onnx) artifacts on the host, one fresh worker subprocess per cell.
 
 The parent never loads a model: each cell runs `edge/farm/runners/tflite_worker.py` (a
 self-contained script) under the chosen Python, so a segfault, a hang or a runaway allocation
-costs that cell only. LiteRT runs under this process's Python; the older tflite-runtime (built
-against NumPy 1.x) runs under the Python of its own environment, which does not have the `edge`
-package.
+costs that cell only. LiteRT and ONNX Runtime run under this process's Python; the older
+tflite-runtime (built against NumPy 1.x) runs under the Python of its own environment, which does
+not have the `edge` package.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def tflite_runtime_python() -> str | None:
 #: Native runtime -> the Python its worker runs under (None: its environment is missing). The
 #: worker's own table (`tflite_worker.RUNTIMES`) names each one's interpreter module.
 PYTHONS = {"litert": lambda: sys.executable, "litert-compiled": lambda: sys.executable,
-           "tflite-runtime": tflite_runtime_python}
+           "tflite-runtime": tflite_runtime_python, "onnxruntime": lambda: sys.executable}
 RUNTIMES = tuple(PYTHONS)
 
 

@@ -1,4 +1,4 @@
-"""Measure one .tflite model in this process and print one JSON record on stdout.
+"""Measure one .tflite (or .onnx) model in this process and print one JSON record on stdout.
 
 Self-contained on purpose: it runs under interpreters that do not have the `edge` package (the
 tflite-runtime environment, built against NumPy 1.x), so it imports only the standard library,
@@ -8,7 +8,8 @@ NumPy and the interpreter module the job names; the protocol's rules come from e
 as JSON on stdin and reads the record from stdout; everything else, including native runtime
 logs, goes to stderr.
 
-Job: {"runtime": "litert" | "litert-compiled" | "tflite-runtime", "model_path": str,
+Job: {"runtime": "litert" | "litert-compiled" | "tflite-runtime" | "onnxruntime",
+      "model_path": str,
       "threads": int,
       "protocol": {field: value} with the fields of stopping.DEFAULTS (missing ones default),
       "images_path": optional .npy of uint8 (N, H, W, 3), "mean": [3], "std": [3],
@@ -40,10 +41,11 @@ RUNTIMES = {
     "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
     "litert-compiled": ("ai_edge_litert.compiled_model", "ai-edge-litert"),
     "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+    "onnxruntime": ("onnxruntime", "onnxruntime"),
 }
 #: job "runtime" -> the API it is measured through (recorded as the record's "api").
 APIS = {"litert": "interpreter", "litert-compiled": "compiled_model",
-        "tflite-runtime": "interpreter"}
+        "tflite-runtime": "interpreter", "onnxruntime": "inference_session"}
 
 
 class InterpreterModel:
@@ -117,6 +119,52 @@ class CompiledModelRunner:
                 "fully_accelerated": bool(self.model.is_fully_accelerated())}
 
 
+#: ONNX Runtime's element type names -> NumPy dtypes (those a converted vision model uses).
+ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+              "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32,
+              "tensor(int64)": np.int64}
+
+
+class OrtSessionModel:
+    """An .onnx model in an ONNX Runtime InferenceSession on the CPU execution provider, with
+    `threads` intra-op threads (sequential execution: one operator at a time)."""
+
+    api = "inference_session"
+    accelerator = "cpu"
+
+    def __init__(self, module, path, threads, io=None):
+        options = module.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = module.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        self.threads = threads
+        self.session = module.InferenceSession(path, options,
+                                               providers=["CPUExecutionProvider"])
+        self.inputs = [self._detail(v) for v in self.session.get_inputs()]
+        self.outputs = [self._detail(v) for v in self.session.get_outputs()]
+        self.first_output = [self.outputs[0]["name"]]
+        self.feeds = {}
+
+    @staticmethod
+    def _detail(value):
+        # Symbolic dimensions (a dynamic batch) are run with 1.
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in value.shape]
+        return {"name": value.name, "shape": shape,
+                "dtype": ORT_DTYPES.get(value.type, np.float32), "quantization": (0.0, 0)}
+
+    def set_input(self, position, value):
+        self.feeds[self.inputs[position]["name"]] = value
+
+    def run(self, x):
+        self.set_input(0, x)
+        return self.session.run(self.first_output, self.feeds)[0]
+
+    def facts(self):
+        return {"api": self.api, "accelerator": self.accelerator,
+                "providers": self.session.get_providers(), "intra_op_threads": self.threads}
+
+
 def open_model(runtime, path, threads):
     """The model behind the runtime's API, loaded and ready to run; the load is timed by the
     caller (the CompiledModel's quantization details are read before, untimed)."""
@@ -124,6 +172,8 @@ def open_model(runtime, path, threads):
     if APIS[runtime] == "compiled_model":
         io = io_details(path)
         return lambda: CompiledModelRunner(module, path, threads, io)
+    if APIS[runtime] == "inference_session":
+        return lambda: OrtSessionModel(module, path, threads)
     return lambda: InterpreterModel(module, path, threads)
 
 

@@ -419,7 +419,7 @@
       });
       var yKey = function (r) {
         return (manyModels ? r.model + " \u00b7 " : "") + r.variant +
-          (known(r.threads) && runtime.indexOf("tfjs") < 0 && runtime !== "tflite-web" && runtime.indexOf("litertjs") < 0
+          (known(r.threads) && runtime.indexOf("tfjs") < 0 && runtime !== "tflite-web" && runtime.indexOf("litertjs") < 0 && runtime !== "ort-wasm"
             ? " \u00b7 " + r.threads + "t" : "");
       };
       var ys = unique(rs.map(yKey)).sort();
@@ -476,7 +476,7 @@
 
   function cellName(r, manyModels) {
     return (manyModels ? shortModel(r.model) + " \u00b7 " : "") + r.variant +
-      (known(r.threads) && r.runtime.indexOf("tfjs") < 0 && r.runtime !== "tflite-web" && r.runtime.indexOf("litertjs") < 0
+      (known(r.threads) && r.runtime.indexOf("tfjs") < 0 && r.runtime !== "tflite-web" && r.runtime.indexOf("litertjs") < 0 && r.runtime !== "ort-wasm"
         ? " \u00b7 " + r.threads + "t" : "") + " @ " + r.device + (r.emulated ? "*" : "");
   }
 
