@@ -9,6 +9,7 @@ import pytest
 from edge.convert.cache import Store
 from edge.convert.pipeline import artifacts_for
 from edge.farm.scheduling.matrix import Cell
+from tests.harness_page import run_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -76,22 +77,12 @@ def _page_run(mobilenet, variant, tmp_path, images=None, guard=None, then=None):
     """One harness run of `variant` in LiteRT.js WASM on a fresh page (`guard`: a Playwright
     route handler for every request; `then(page, config)`: called after the run, its answer
     returned as the result's "then"); returns the harness's result and the artifact."""
-    import numpy as np
-
-    from edge.farm.runners.browser import BrowserSession, resolve_browser, run_harness
-    from edge.farm.runners.server import LoopbackServer
-    from edge.farm.runners.web_runtime import harness_dir, node_modules
-
     store = Store(mobilenet["build_dir"])
     (artifact,) = [a for (_, v), a in artifacts_for(mobilenet["targets"], store).items()
                    if v == variant]
     m = artifact.manifest
     io = m["io"]["inputs"][0]
     out = m["io"]["outputs"][0]
-    data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
-    roots = {"harness": harness_dir(), "node_modules": node_modules(),
-             "artifacts": store.root, "data": data}
     config = {"runtime": "litertjs-wasm",
               "modelUrl": f"/artifacts/artifacts/{artifact.dir.name}/{m['files'][0]['path']}",
               "input": {"shape": m["model"]["input_shape"], "dtype": io["dtype"],
@@ -102,24 +93,8 @@ def _page_run(mobilenet, variant, tmp_path, images=None, guard=None, then=None):
               "returnOutputs": 1, "wasmThreads": 1,
               "protocol": {"warmup": 1, "max_warmup": 3, "min_runs": 3, "max_runs": 5,
                            "min_seconds": 0}}
-    if images is not None:
-        (data / "images.bin").write_bytes(np.ascontiguousarray(images, np.uint8).tobytes())
-        config["imagesUrl"] = "/data/images.bin"
-        config["returnOutputs"] = len(images)
-    with LoopbackServer(roots) as server, BrowserSession(resolve_browser()) as session:
-        context = session.browser().new_context()
-        try:
-            if guard is not None:
-                context.route("**/*", guard)
-            page = context.new_page()
-            page.goto(f"{server.url}/harness/index.html")
-            page.wait_for_function("() => document.title === 'ready'")
-            result = run_harness(page, config, 90)
-            if then is not None:
-                result["then"] = then(page, config)
-            return result, artifact
-        finally:
-            context.close()
+    result = run_page(store.root, config, tmp_path, images=images, guard=guard, then=then)
+    return result, artifact
 
 
 def test_litertjs_loads_with_the_network_cut_off(mobilenet, tmp_path):

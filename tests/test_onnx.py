@@ -11,6 +11,7 @@ from edge.convert.cache import Store
 from edge.convert.pipeline import artifacts_for
 from edge.farm.scheduling.matrix import Cell
 from edge.variants import ONNX_VARIANTS
+from tests.harness_page import run_page
 
 pytestmark = pytest.mark.slow
 
@@ -242,17 +243,9 @@ def test_ort_wasm_records_its_version_threads_and_simd(web_measured):
 def _ort_page_run(onnx_build, variant, tmp_path, images=None, guard=None, threads=1):
     """One harness run of `variant` in ONNX Runtime Web on a fresh page (`guard`: a Playwright
     route handler for every request); returns the harness's result."""
-    from edge.farm.runners.browser import BrowserSession, resolve_browser, run_harness
-    from edge.farm.runners.server import LoopbackServer
-    from edge.farm.runners.web_runtime import harness_dir, node_modules
-
     store = onnx_build["store"]
     artifact = onnx_build["artifacts"][variant]
     m = artifact.manifest
-    data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
-    roots = {"harness": harness_dir(), "node_modules": node_modules(),
-             "artifacts": store.root, "data": data}
     config = {"runtime": "ort-wasm",
               "modelUrl": f"/artifacts/artifacts/{artifact.dir.name}/{m['files'][0]['path']}",
               "input": {"shape": m["model"]["input_shape"], "dtype": "float32",
@@ -260,21 +253,7 @@ def _ort_page_run(onnx_build, variant, tmp_path, images=None, guard=None, thread
               "output": None, "returnOutputs": 1, "wasmThreads": threads,
               "protocol": {"warmup": 1, "max_warmup": 3, "min_runs": 3, "max_runs": 5,
                            "min_seconds": 0}}
-    if images is not None:
-        (data / "images.bin").write_bytes(np.ascontiguousarray(images, np.uint8).tobytes())
-        config["imagesUrl"] = "/data/images.bin"
-        config["returnOutputs"] = len(images)
-    with LoopbackServer(roots) as server, BrowserSession(resolve_browser()) as session:
-        context = session.browser().new_context()
-        try:
-            if guard is not None:
-                context.route("**/*", guard)
-            page = context.new_page()
-            page.goto(f"{server.url}/harness/index.html")
-            page.wait_for_function("() => document.title === 'ready'")
-            return run_harness(page, config, 90)
-        finally:
-            context.close()
+    return run_page(store.root, config, tmp_path, images=images, guard=guard)
 
 
 @pytest.mark.browser
