@@ -129,7 +129,7 @@ def interleave(arms: Sequence[Arm], set_quota: Callable[[int | None, int | None]
                 arm.blocks += 1
             rounds += 1
             if rounds % TRACK_ROUNDS == 0:
-                _track(arms, marks, rounds)
+                _track(arms, marks)
             if rounds < MIN_ROUNDS:
                 continue
             for arm in arms:
@@ -214,7 +214,7 @@ def _steer(arms: list[Arm], set_quota) -> None:
         arm.samples.clear()
 
 
-def _track(arms: list[Arm], marks: dict, rounds: int) -> None:
+def _track(arms: list[Arm], marks: dict) -> None:
     """Every `TRACK_ROUNDS` counted rounds, each throttled arm's slowdown so far (all its
     counted samples against its host arm's) is held on its target: when it is further than
     `TRACK_TOLERANCE`, the quota takes one step (by `ELASTICITY`, at most `TRACK_STEP`)

@@ -5,10 +5,11 @@ cannot pass for a difference between them.
 A group is measured in three steps:
 
 1. **Interleaved latency.** Each variant's model is loaded once, in one page (or worker) of its
-   own, and warmed up. Each emulated phone's CPU quota is calibrated on that very model in that
-   page, so the slowdown it achieves is the cell's own, not a proxy's. Then every cell is timed
-   in rounds of short blocks (`edge.farm.protocol.interleave`): host blocks unthrottled,
-   phone blocks under the phone's quota, all in the same stretch of time.
+   own, and warmed up. Every cell is then timed in rounds of short blocks
+   (`edge.farm.protocol.interleave`): host blocks unthrottled, phone blocks under the phone's
+   quota, all in the same stretch of time; each phone's quota is steered to its target on that
+   very model against its host cell's blocks, so the slowdown it achieves is the cell's own,
+   not a proxy's.
 2. **Each cell alone**, in a fresh page or worker (under its phone's quota): load time, first
    run, warm-up, memory, outputs for fidelity, and a short look at its latency
    (``metrics.latency_alone``) with `edge.farm.protocol.protocol.alone_protocol`.
@@ -205,7 +206,6 @@ def _merge(bench: Bench, rec: dict, timed: dict) -> None:
         "runs_per_block": arm.runs_per_block, "discarded_per_block": DISCARD,
         "stop_reason": arm.stop_reason, "overtime": arm.overtime, "quota_us": arm.quota_us,
         "period_us": arm.period_us,
-        "steering": _steering(arm) if arm.steered else None,
         "alone_protocol": alone_protocol(bench.protocol).to_dict()}
     if cell.device == "host" or "emulation" not in rec:
         return
