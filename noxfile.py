@@ -182,3 +182,15 @@ def bench_emulation(session: nox.Session) -> None:
     _web_runtime(session)
     session.run(python, str(ROOT / "benchmarks" / "emulation.py"), *session.posargs,
                 external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@nox.session(python=False)
+def bench_runtimes(session: nox.Session) -> None:
+    """Benchmark: today's runtimes side by side on one model and thread count (LiteRT.js against
+    tfjs-tflite, CompiledModel against Interpreter, ONNX Runtime Web against TF.js against
+    LiteRT.js); `-- --all-models`: LiteRT.js on every garden model's .tflite variants."""
+    python = _shared_env(session)
+    _browser(session)
+    _web_runtime(session)
+    session.run(python, str(ROOT / "benchmarks" / "runtimes.py"), *session.posargs,
+                external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})

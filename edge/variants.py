@@ -108,12 +108,14 @@ RUNTIMES: dict[str, str] = {
     "tflite-runtime": "tflite",
     "tflite-web": "tflite",
     "litertjs-wasm": "tflite",
+    "litertjs-webgpu": "tflite",
     "tfjs-wasm": "tfjs",
     "tfjs-webgl": "tfjs",
     "tfjs-webgpu": "tfjs",
     "benchmark-model": "tflite",  # the TFLite benchmark tool on a phone over adb
     "onnxruntime": "onnx",
     "ort-wasm": "onnx",
+    "ort-webgpu": "onnx",
 }
 
 
@@ -160,11 +162,11 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
                "tflite-runtime 2.14 needs NumPy < 2 and Python <= 3.11: its own environment, "
                "made by the nox sessions where it installs",
                r"tflite-runtime environment not found"),
-    KnownIssue("*", "tfjs-webgpu", "no WebGPU adapter in this browser (no GPU, or WebGPU "
+    KnownIssue("*", "*-webgpu", "no WebGPU adapter in this browser (no GPU, or WebGPU "
                "disabled)", r"backend webgpu unavailable"),
     KnownIssue("*", "tfjs-webgl", "no WebGL context in this browser",
                r"backend webgl unavailable"),
-    KnownIssue("*", "tfjs-web*", "GPU backends are not emulated: the host's GPU (often "
+    KnownIssue("*", "*-webg*", "GPU backends are not emulated: the host's GPU (often "
                "SwiftShader, a software rasterizer) is not a phone's", r"^GPU backends are not "
                r"emulated"),
     KnownIssue("*", "*", "native cells on an emulated phone need CPU bandwidth control "
@@ -179,6 +181,15 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
                "not the int4 weights of ai-edge-quantizer's int4 recipes",
                r"dequantize\.cc:\d+ op_context\.input->type == kTfLiteUInt8 [^\n]*"
                r"\(DEQUANTIZE\) failed to prepare"),
+    KnownIssue("tflite-int8-full*", "litertjs-webgpu",
+               "LiteRT.js 2.5.3 on WebGPU: reading an int8 output buffer back from the GPU "
+               "needs Asyncify, which its threaded WASM build lacks (float-I/O models read "
+               "back fine)",
+               r"Asyncify is not defined"),
+    KnownIssue("onnx-fp16", "ort-webgpu",
+               "ONNX Runtime Web's WebGPU kernels for a float16 model need the adapter's "
+               "shader-f16 feature, which this adapter lacks (SwiftShader has none)",
+               r"requires f16 but the device does not support it"),
 )
 
 

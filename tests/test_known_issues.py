@@ -39,6 +39,12 @@ MATCHING = {
        " == kTfLiteInt16 || op_context.input->type == kTfLiteFloat16 was not true.Node number 0 "
        "(DEQUANTIZE) failed to prepare.Failed to apply the default TensorFlow Lite delegate "
        "indexed at 0.",
+    9: "Asyncify is not defined (at __asyncjs__ReadBufferDataJs (http://127.0.0.1:43199/"
+       "node_modules/@litertjs/core/wasm/litert_wasm_threaded_internal.js:8302:3))",
+    10: "Can't create a session. ERROR_CODE: 1, ERROR_MESSAGE: shader_helper.cc:416 "
+        "GenerateSourceCode Program Transpose requires f16 but the device does not support it. "
+        "(at S (http://127.0.0.1:38123/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs:6:"
+        "26300))",
 }
 #: A new failure of the same pair: must stay `failed`.
 OTHER = "RuntimeError: tensorflow/lite/kernels/conv.cc:351 input->dims->size != 4 (3 != 4)"

@@ -161,3 +161,53 @@ def test_litertjs_calibration_workload(mobilenet, tmp_path):
     then = result["then"]
     assert then["prepared"]["backend"] == "litertjs-wasm"
     assert len(then["samples"]) == 4 and all(s > 0 for s in then["samples"])
+
+
+@pytest.fixture(scope="module")
+def measured_webgpu(mobilenet, tmp_path_factory):
+    from edge.farm.emulation.methods import choose_emulation
+    from tests.test_browser import _measure
+
+    def cells(slug):
+        return [Cell(slug["mobilenet_v2"], v, "litertjs-webgpu", "host")
+                for v in ("tflite-fp32", "tflite-fp16", "tflite-int8-full")]
+
+    emulation = choose_emulation()
+    try:
+        yield _measure(mobilenet, tmp_path_factory, cells, emulation)
+    finally:
+        emulation.close()
+
+
+def test_litertjs_webgpu_runs_on_the_adapter_it_names(measured_webgpu):
+    """LiteRT.js's WebGPU accelerator: float-I/O variants run on the page's WebGPU adapter, its
+    outputs pass the fidelity check, and the record names the adapter and whether it is the
+    host's software one. Without an adapter the cell is `unsupported` (never a silent CPU
+    run); an int8-I/O model is `unsupported` through its known issue."""
+    from edge.variants import explain_failure
+
+    fp32 = measured_webgpu["litertjs-webgpu|tflite-fp32|host"]
+    adapter = fp32["metrics"]["backend"]["webgpu"] if fp32["status"] == "ok" else None
+    if fp32["status"] != "ok":
+        assert fp32["status"] == "unsupported", fp32["error"]
+        assert fp32["error"].startswith("backend webgpu unavailable"), fp32["error"]
+        return
+    assert adapter["available"] is True
+    for variant in ("tflite-fp32", "tflite-fp16"):
+        rec = measured_webgpu[f"litertjs-webgpu|{variant}|host"]
+        assert rec["status"] == "ok", rec["error"]
+        assert rec["metrics"]["backend"]["litert"]["accelerator"] == "webgpu"
+        assert rec["threads"] is None  # a GPU cell has no CPU thread count
+        gpu = rec["gpu"]
+        assert gpu["renderer"]
+        assert gpu["software"] == (bool(adapter.get("isFallbackAdapter"))
+                                   or "swiftshader" in gpu["renderer"].lower())
+        # the same labels as the reference; the values agree less closely than on the CPU (an
+        # output SNR of about 25 dB here, as float16 arithmetic gives): pass or warn, never fail
+        fidelity = rec["metrics"]["fidelity"]
+        assert fidelity["status"] in ("pass", "warn"), fidelity
+        assert fidelity["figures"]["top1_agreement"] == 1.0, fidelity
+    int8 = measured_webgpu["litertjs-webgpu|tflite-int8-full|host"]
+    if int8["status"] != "ok":
+        assert int8["status"] == "unsupported", int8["error"]
+        assert explain_failure("tflite-int8-full", "litertjs-webgpu", int8["error"]) is not None

@@ -20,7 +20,7 @@ def write(tmp_path, text):
 
 
 def test_default_matrix_covers_every_family_variant_and_runtime():
-    from edge.variants import DEFAULT_VARIANTS, RUNTIMES
+    from edge.variants import DEFAULT_VARIANTS, RECIPE_VARIANTS, RUNTIMES
 
     matrix = load_matrix(shipped_matrix(), device_names=DEVICES)
     cells = matrix.cells("default", SLUGS)
@@ -29,8 +29,17 @@ def test_default_matrix_covers_every_family_variant_and_runtime():
     # WebGPU runs on SwiftShader here (seconds per run), and the ONNX runtimes run the ONNX
     # variants: in --preset full only; a phone over adb (benchmark-model) only where a catalog
     # profile names one
-    assert {c.runtime for c in cells} == set(RUNTIMES) - {"tfjs-webgpu", "onnxruntime",
-                                                          "ort-wasm", "benchmark-model"}
+    assert {c.runtime for c in cells} == set(RUNTIMES) - {"tfjs-webgpu", "litertjs-webgpu",
+                                                          "onnxruntime", "ort-wasm",
+                                                          "ort-webgpu", "benchmark-model"}
+    # ai-edge-quantizer's recipe variants are built for every model and measured on the baseline
+    assert set(RECIPE_VARIANTS) <= set(matrix.variants)
+    assert {c.variant for c in cells if c.variant in RECIPE_VARIANTS} == set(RECIPE_VARIANTS)
+    # LiteRT.js runs every model's float32 .tflite, and MobileNetV2's four converter variants
+    litertjs = {(c.model, c.variant) for c in cells if c.runtime == "litertjs-wasm"}
+    assert {m for m, v in litertjs if v == "tflite-fp32"} == set(SLUGS)
+    assert {v for m, v in litertjs if m == "mobilenet_v2"} == {
+        "tflite-fp32", "tflite-fp16", "tflite-int8-dynamic", "tflite-int8-full"}
     assert len({c.device for c in cells}) >= 3
     assert len(set(cells)) == len(cells)
     assert all(c.threads for c in cells if c.native)

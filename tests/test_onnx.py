@@ -190,7 +190,7 @@ def test_onnx_variants_and_runtime_are_in_the_full_preset_only():
     full = dataclasses.replace(matrix, variants=variants).cells("full")
     onnx_cells = {(c.variant, c.runtime) for c in full if c.variant.startswith("onnx-")}
     assert {(v, "onnxruntime") for v in ONNX_VARIANTS} <= onnx_cells
-    assert all(r in ("onnxruntime", "ort-wasm") for _, r in onnx_cells)
+    assert all(r in ("onnxruntime", "ort-wasm", "ort-webgpu") for _, r in onnx_cells)
 
 
 # -- ONNX Runtime Web (ort-wasm) in real Chromium ---------------------------------------------
@@ -238,6 +238,51 @@ def test_ort_wasm_records_its_version_threads_and_simd(web_measured):
     assert ort["threadsConfigured"] == rec["threads"] == ort["threadsEffective"]
     assert facts["crossOriginIsolated"] is True and facts["wasm"]["simd"] is True
     assert ort["wasmFiles"] == ["ort-wasm-simd-threaded.wasm"]
+
+
+@pytest.fixture(scope="module")
+def webgpu_measured(onnx_build, tmp_path_factory):
+    from edge.farm.emulation.methods import choose_emulation
+    from tests.test_browser import _measure
+
+    def cells(slug):
+        return [Cell(slug["mobilenet_v2"], v, "ort-webgpu", "host") for v in ONNX_VARIANTS]
+
+    emulation = choose_emulation()
+    try:
+        yield _measure(onnx_build, tmp_path_factory, cells, emulation)
+    finally:
+        emulation.close()
+
+
+@pytest.mark.browser
+def test_ort_webgpu_runs_on_the_adapter_it_names(webgpu_measured):
+    """ONNX Runtime Web's WebGPU execution provider: the record names the adapter and whether
+    it is the host's software one; the float32 model's outputs pass the fidelity check; a
+    float16 model on an adapter without shader-f16 is `unsupported` through its known issue.
+    Without an adapter every cell is `unsupported` (never a silent CPU run)."""
+    from edge.variants import explain_failure
+
+    fp32 = webgpu_measured["ort-webgpu|onnx-fp32|host"]
+    if fp32["status"] != "ok":
+        assert fp32["status"] == "unsupported", fp32["error"]
+        assert fp32["error"].startswith("backend webgpu unavailable"), fp32["error"]
+        return
+    facts = fp32["metrics"]["backend"]
+    adapter = facts["webgpu"]
+    assert adapter["available"] is True
+    assert facts["ort"]["executionProvider"] == "webgpu" and facts["ort"]["version"] == "1.30.0"
+    assert fp32["threads"] is None
+    gpu = fp32["gpu"]
+    assert gpu["renderer"]
+    assert gpu["software"] == (bool(adapter.get("isFallbackAdapter"))
+                               or "swiftshader" in gpu["renderer"].lower())
+    assert fp32["metrics"]["fidelity"]["status"] == "pass", fp32["metrics"]["fidelity"]
+    for variant in ("onnx-fp16", "onnx-int8"):
+        rec = webgpu_measured[f"ort-webgpu|{variant}|host"]
+        if rec["status"] != "ok":
+            assert rec["status"] == "unsupported", rec["error"]
+            assert explain_failure(variant, "ort-webgpu", rec["error"]) is not None
 
 
 def _ort_page_run(onnx_build, variant, tmp_path, images=None, guard=None, threads=1):

@@ -356,6 +356,34 @@ def test_ties_within_noise_go_to_the_smaller_download_then_fidelity():
 
 
 @needs_node
+def test_litertjs_is_preferred_over_tfjs_tflite_when_they_tie_within_noise():
+    base = {"threads": 2, "variant": "tflite-fp32"}
+    frame = rows({**base, "runtime": "tflite-web", "p90_ms": 10.0, "ci_lo_ms": 9.5,
+                  "ci_hi_ms": 10.2},
+                 {**base, "runtime": "litertjs-wasm", "p90_ms": 10.6, "ci_lo_ms": 10.1,
+                  "ci_hi_ms": 10.9},
+                 {**base, "runtime": "tfjs-wasm", "p90_ms": 10.3, "ci_lo_ms": 9.9,
+                  "ci_hi_ms": 10.5})
+    result = pick(frame, "d")
+    assert picked(result) == ("tflite-fp32", "litertjs-wasm")
+    assert [r["runtime"] for r in result["tied"]] == ["tflite-web"]
+    assert result["preferred"] == {
+        "runtime": "litertjs-wasm", "over": "tflite-web",
+        "why": "tflite-fp32 (litertjs-wasm, 2 threads) ties within noise with tflite-fp32 "
+               "(tflite-web, 2 threads) (p50 95 % intervals 10.1\u201310.9 ms and "
+               "9.5\u201310.2 ms overlap); between cells that tie, litertjs-wasm is preferred: "
+               "tflite-web is its unmaintained predecessor"}
+    assert result["why"].startswith(result["preferred"]["why"] + "; 3 candidates within")
+    # separated intervals, another thread count or a budget miss: the fastest stays
+    apart = frame.assign(ci_lo_ms=[9.5, 10.3, 9.9])
+    assert picked(pick(apart, "d")) == ("tflite-fp32", "tflite-web")
+    assert pick(apart, "d")["preferred"] is None
+    other = frame.assign(threads=[2, 1, 2])
+    assert picked(pick(other, "d")) == ("tflite-fp32", "tflite-web")
+    assert picked(pick(frame, "d", max_p90_ms=10.5)) == ("tflite-fp32", "tflite-web")
+
+
+@needs_node
 def test_a_missing_p90_ranks_by_p50_and_says_so():
     frame = rows({"variant": "few", "p90_ms": None, "p50_ms": 3.0, "n_runs": 12},
                  {"variant": "many", "p90_ms": 4.0, "p50_ms": 3.5, "n_runs": 40},

@@ -30,7 +30,7 @@ def test_every_runtime_of_the_vocabulary_has_exactly_one_runner():
     assert all(isinstance(r, Runner) for r in RUNNERS.values())
     # the table decides what is native and what runs on the GPU, and the matrix asks it
     assert NATIVE_RUNTIMES == ("litert", "litert-compiled", "tflite-runtime", "onnxruntime")
-    assert GPU_RUNTIMES == ("tfjs-webgl", "tfjs-webgpu")
+    assert GPU_RUNTIMES == ("tfjs-webgl", "tfjs-webgpu", "litertjs-webgpu", "ort-webgpu")
     assert all(isinstance(RUNNERS[r], NativeRunner) for r in NATIVE_RUNTIMES)
     assert ADB_RUNTIMES == ("benchmark-model",)
     assert all(isinstance(r, BrowserRunner) for n, r in RUNNERS.items() if n not in
@@ -100,3 +100,19 @@ def test_doctor_says_whether_litertjs_initialises_and_why_no_gpu_cell():
     _, ok, found, _ = litert_gpu_row([])
     assert ok and "no GPU cell" in found and "no GPU device" in found
     assert "/dev/dri/renderD128" in litert_gpu_row(["/dev/dri/renderD128"])[2]
+
+
+def test_doctor_names_litertjs_webgpu_adapter_and_says_when_it_is_software():
+    from edge.farm.doctor import litert_webgpu_row
+
+    what, ok, found, _ = litert_webgpu_row(
+        {"error": None}, {"vendor": "google", "architecture": "swiftshader",
+                          "isFallbackAdapter": True})
+    assert what == "LiteRT.js WebGPU (litertjs-webgpu)" and ok
+    assert "google swiftshader" in found and "software" in found
+    _, ok, found, _ = litert_webgpu_row({"error": None}, {"vendor": "arm", "architecture":
+                                                          "valhall"})
+    assert ok and "arm valhall" in found and "software" not in found
+    _, ok, found, fix = litert_webgpu_row(
+        {"error": "backend webgpu unavailable: requestAdapter() returned null"}, {})
+    assert not ok and "requestAdapter() returned null" in found and "no cell" in fix

@@ -100,6 +100,8 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
                 facts = page.evaluate("() => window.edgeHarness.facts()")
                 backends = page.evaluate(BACKENDS_JS)
                 litert = page.evaluate("() => window.edgeHarness.litertCheck()")
+                litert_gpu = page.evaluate(
+                    "() => window.edgeHarness.litertCheck('litertjs-webgpu')")
                 ort = page.evaluate("() => window.edgeHarness.ortCheck()")
             finally:
                 context.close()
@@ -109,6 +111,7 @@ def _browser_checks(info) -> list[tuple[str, bool, str, str]]:
             rows.append((f"backend {name}", bool(ok), "initialises" if ok else "unavailable",
                          fix))
         rows.append(litert_row(litert))
+        rows.append(litert_webgpu_row(litert_gpu, facts.get("webgpu") or {}))
         rows.append(ort_row(ort))
         renderer = (facts.get("webgl") or {}).get("renderer") or "?"
         rows.append(("GPU renderer", True, str(renderer),
@@ -132,6 +135,22 @@ def litert_row(check: dict) -> tuple[str, bool, str, str]:
     return ("LiteRT.js (litertjs-wasm)", True,
             f"initialises: @litertjs/core {check.get('version')}, {check.get('build')} WASM "
             f"build, {check.get('threadsUsed')} threads in its pool", "")
+
+
+def litert_webgpu_row(check: dict, adapter: dict) -> tuple[str, bool, str, str]:
+    """The doctor's row for LiteRT.js on WebGPU (runtime litertjs-webgpu): whether the page has
+    an adapter for it, which, and whether it is the host's software one."""
+    name = "LiteRT.js WebGPU (litertjs-webgpu)"
+    if check.get("error"):
+        return (name, False, str(check["error"]),
+                "needs a WebGPU adapter (a GPU, or Chromium's SwiftShader fallback with "
+                "--enable-unsafe-webgpu, which edge passes): without one, no cell")
+    described = " ".join(str(adapter.get(k)) for k in ("vendor", "architecture", "description")
+                         if adapter.get(k)) or "adapter not described"
+    software = bool(adapter.get("isFallbackAdapter")) or "swiftshader" in described.lower()
+    return (name, True, f"initialises on {described}" + (
+        " (software: the host's rasterizer, never a phone GPU estimate)" if software else ""),
+            "")
 
 
 def ort_row(check: dict) -> tuple[str, bool, str, str]:

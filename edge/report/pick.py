@@ -20,7 +20,7 @@ import pandas as pd
 from edge.errors import EdgeError
 
 #: Runtimes on the GPU (picker.js ``GPU_RUNTIMES``).
-GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu")
+GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu", "litertjs-webgpu", "ort-webgpu")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PICKER_JS = STATIC_DIR / "picker.js"

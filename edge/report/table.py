@@ -82,7 +82,7 @@ RENDERER_RSS_AFTER_RUN = "renderer-rss-after-run"
 #: Runtimes that measure in a native worker process (the others run in the browser).
 NATIVE_RUNTIMES = ("litert", "litert-compiled", "tflite-runtime", "onnxruntime")
 #: Runtimes that run on a GPU.
-GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu")
+GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu", "litertjs-webgpu", "ort-webgpu")
 #: Renderer names of software rasterizers (for records without ``gpu.software``).
 _SOFTWARE_RENDERERS = ("swiftshader", "llvmpipe", "softpipe", "software", "basic render")
 

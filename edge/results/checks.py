@@ -39,7 +39,7 @@ PASS, FAIL, NA = "pass", "fail", "n/a"
 #: TF.js variants that differ only in weight storage: identical compute once loaded.
 WEIGHT_ONLY_VARIANTS = ("tfjs-fp32", "tfjs-fp16", "tfjs-uint16", "tfjs-uint8")
 #: Runtimes that run on the GPU (in an emulated profile: the host's GPU).
-GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu")
+GPU_RUNTIMES = ("tfjs-webgl", "tfjs-webgpu", "litertjs-webgpu", "ort-webgpu")
 #: An achieved slowdown within this relative distance of its target is on target...
 SLOWDOWN_TOLERANCE = 0.15
 #: ... and at least this share of the emulated cells must be.

@@ -5,7 +5,7 @@
 // 'ready' once the runtimes are loaded.
 //
 // config: { runtime: 'tfjs-wasm' | 'tfjs-webgl' | 'tfjs-webgpu' | 'tflite-web' | 'litertjs-wasm'
-//             | 'ort-wasm',
+//             | 'litertjs-webgpu' | 'ort-wasm' | 'ort-webgpu',
 //   modelUrl: '.../model.json' (graph model), '.../model.tflite' or '.../model.onnx',
 //   input: { shape: [1, H, W, 3], dtype: 'float32' | 'int8' | 'uint8', mean: [r, g, b],
 //            std: [r, g, b], scale, zeroPoint },          // scale/zeroPoint for int8/uint8 inputs
@@ -25,9 +25,10 @@
 // LiteRT.js ('litertjs-*': @litertjs/core, an ES module loaded on first use through the page's
 // import map) runs .tflite models as a CompiledModel; its tensors are freed by hand, and its
 // facts (version, WASM build, threads) are facts().litert.
-// ONNX Runtime Web ('ort-*': onnxruntime-web's WASM-only ES module, loaded on first use) runs
-// .onnx models in an InferenceSession on its WASM execution provider with env.wasm.numThreads =
-// wasmThreads (set before its WASM initialises, once per page); its facts are facts().ort.
+// ONNX Runtime Web ('ort-*': onnxruntime-web's WASM-only ES module, or its WebGPU build for
+// 'ort-webgpu', loaded on first use) runs .onnx models in an InferenceSession on its WASM (or
+// WebGPU) execution provider with env.wasm.numThreads = wasmThreads (set before its WASM
+// initialises, once per page); its facts are facts().ort.
 // The backend is selected and checked (never a silent fallback); every inference is timed up to
 // the download of its output data, so asynchronous GPU work is included.
 (function () {
@@ -39,12 +40,16 @@
   const LITERT_CORE = '/node_modules/@litertjs/core/dist/index.js';
   const LITERT_WASM_DIR = '/node_modules/@litertjs/core/wasm/';
   // LiteRT.js runtime -> its accelerator (loadAndCompile's `accelerator`).
-  const LITERT_ACCELERATORS = { 'litertjs-wasm': 'wasm' };
+  const LITERT_ACCELERATORS = { 'litertjs-wasm': 'wasm', 'litertjs-webgpu': 'webgpu' };
   const isLiteRt = (config) => Object.prototype.hasOwnProperty.call(LITERT_ACCELERATORS, config.runtime);
-  const ORT_MODULE = '/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs';
+  // Runtime -> onnxruntime-web's ES module: the WASM-only build, or the WebGPU one (JSEP).
+  const ORT_MODULES = {
+    'ort-wasm': '/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs',
+    'ort-webgpu': '/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs',
+  };
   const ORT_WASM_DIR = '/node_modules/onnxruntime-web/dist/';
   // ONNX Runtime Web runtime -> its execution provider.
-  const ORT_PROVIDERS = { 'ort-wasm': 'wasm' };
+  const ORT_PROVIDERS = { 'ort-wasm': 'wasm', 'ort-webgpu': 'webgpu' };
   const isOrt = (config) => Object.prototype.hasOwnProperty.call(ORT_PROVIDERS, config.runtime);
   const QUANT_RANGE = { int8: [-128, 127], uint8: [0, 255] };
   // (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)): valid only with SIMD.
@@ -278,6 +283,11 @@
 
   async function selectLiteRt(config) {
     litertAccelerator = LITERT_ACCELERATORS[config.runtime];
+    if (litertAccelerator === 'webgpu') {
+      // Never a silent fallback to the CPU: no adapter, no cell.
+      const probe = await webgpuProbe();
+      if (!probe.available) return `backend webgpu unavailable: ${probe.error}`;
+    }
     if (litert && litert.error) return `LiteRT.js unavailable: ${litert.error}`;
     if (litert) return null;
     litert = { module: null, liteRt: null, version: null, build: null, relaxedSimd: null, error: null };
@@ -414,7 +424,10 @@
       if (model.bindings) {
         read = (await model.native.run(0, [x.liteRtTensorBuffer])).map((b) => readBuffer(b, null));
       } else {
-        read = (await model.compiled.run([x])).map((t) => readBuffer(t.liteRtTensorBuffer, t));
+        const outputs = await model.compiled.run([x]);
+        // WebGPU outputs live on the GPU: read them back to WASM memory (part of the timed run).
+        const host = await Promise.all(outputs.map((t) => (t.accelerator === 'wasm' ? t : t.moveTo('wasm'))));
+        read = host.map((t) => readBuffer(t.liteRtTensorBuffer, t));
       }
       return { tensors: read.map((r) => r.tensor), data: read.map((r) => r.data) };
     };
@@ -444,9 +457,14 @@
   async function selectOrt(config) {
     if (ortState && ortState.error) return `ONNX Runtime Web unavailable: ${ortState.error}`;
     if (ortState) return null;
+    if (ORT_PROVIDERS[config.runtime] === 'webgpu') {
+      // Never a silent fallback to the CPU: no adapter, no cell.
+      const probe = await webgpuProbe();
+      if (!probe.available) return `backend webgpu unavailable: ${probe.error}`;
+    }
     ortState = { ort: null, version: null, provider: ORT_PROVIDERS[config.runtime], threadsConfigured: null, error: null };
     try {
-      const ort = await import(ORT_MODULE);
+      const ort = await import(ORT_MODULES[config.runtime]);
       ort.env.wasm.wasmPaths = ORT_WASM_DIR;
       ort.env.wasm.proxy = false;
       if (config.wasmThreads != null) ort.env.wasm.numThreads = config.wasmThreads;

@@ -597,7 +597,7 @@ def _browser_memory(page_memory: dict) -> dict:
 
 def gpu_field(runtime: str, facts: dict) -> dict:
     """The renderer a GPU cell ran on, and whether it is software (the host's rasterizer)."""
-    if runtime == "tfjs-webgpu":
+    if runtime.endswith("-webgpu"):
         adapter = facts.get("webgpu") or {}
         renderer = " ".join(str(adapter.get(k)) for k in ("vendor", "architecture",
                                                           "description") if adapter.get(k))

@@ -19,8 +19,10 @@ RUNNERS: dict[str, Runner] = {
     "tfjs-webgpu": BrowserRunner(gpu=True),
     "tflite-web": BrowserRunner(),
     "litertjs-wasm": BrowserRunner(),
+    "litertjs-webgpu": BrowserRunner(gpu=True),
     "benchmark-model": AdbRunner(),
     "ort-wasm": BrowserRunner(),
+    "ort-webgpu": BrowserRunner(gpu=True),
 }
 
 #: Runtimes whose cells run in a native worker process on this machine.

@@ -27,6 +27,11 @@
  *    tie_group as the fastest one cannot be told apart by the measurements; among them the
  *    smaller download, then the higher fidelity, wins, and the others are listed as tied
  *    (result.tied), not as runners-up;
+ *  - a legacy runtime yields to its successor (SUCCESSORS: tfjs-tflite's alpha to LiteRT.js):
+ *    when the pick runs on the legacy runtime and a fitting cell of the same model, device and
+ *    threads on the successor ties with it within noise (their p50 95 % intervals overlap),
+ *    the successor's cell is picked and the legacy one listed as tied (result.preferred says
+ *    which and why);
  *  - when nothing fits, the verdict names the binding budget: the one that, if it alone were
  *    dropped, would admit the most candidates (ties: the one that excludes more, then the order
  *    p90, size, memory, fidelity);
@@ -54,7 +59,10 @@
   });
 
   /** Runtimes on the GPU: on an emulated device, the host's GPU. */
-  var GPU_RUNTIMES = ["tfjs-webgl", "tfjs-webgpu"];
+  var GPU_RUNTIMES = ["tfjs-webgl", "tfjs-webgpu", "litertjs-webgpu", "ort-webgpu"];
+
+  /** Legacy runtime -> its maintained successor, preferred between cells that tie. */
+  var SUCCESSORS = Object.freeze({ "tflite-web": "litertjs-wasm" });
 
   var LABELS = {
     maxP90Ms: "max p90", maxSizeMb: "max size", maxMemoryMb: "max memory",
@@ -177,6 +185,30 @@
 
   function sameThreads(a, b) {
     return (known(a.threads) ? a.threads : null) === (known(b.threads) ? b.threads : null);
+  }
+
+  /** The p50 95 % intervals of a and b overlap (both known): the measurements cannot order
+   *  them. */
+  function intervalsOverlap(a, b) {
+    if (![a.ci_lo_ms, a.ci_hi_ms, b.ci_lo_ms, b.ci_hi_ms].every(known)) return false;
+    return a.ci_lo_ms <= b.ci_hi_ms && b.ci_lo_ms <= a.ci_hi_ms;
+  }
+
+  /** The fastest fitting cell on `best`'s successor runtime (same model, device, threads)
+   *  that ties with it within noise, else null. */
+  function successorFor(best, fits) {
+    var successor = SUCCESSORS[best.runtime];
+    if (!successor) return null;
+    for (var i = 0; i < fits.length; i++) {
+      var r = fits[i];
+      if (r.runtime === successor && r.model === best.model && r.device === best.device &&
+          sameThreads(r, best) && intervalsOverlap(r, best)) return r;
+    }
+    return null;
+  }
+
+  function fmtInterval(row) {
+    return fmtNum(row.ci_lo_ms) + "\u2013" + fmtNum(row.ci_hi_ms) + " ms";
   }
 
   /** Same model, runtime, device, threads and tie group: indistinguishable by the samples. */
@@ -356,7 +388,7 @@
     var result = {
       device: device, model: model, budgets: budgets, best: null, why: "", runnersUp: [],
       tied: [], excludedBy: {}, gpuExcluded: 0, candidates: 0, fitting: 0, binding: null,
-      verdict: "", notes: [],
+      verdict: "", notes: [], preferred: null,
     };
     applied.forEach(function (k) { result.excludedBy[k] = 0; });
 
@@ -403,6 +435,19 @@
       var tiedSet = fits.filter(function (r) { return r === fits[0] || tiedWith(r, fits[0]); });
       tiedSet.sort(compareTied);
       var best = tiedSet[0];
+      var successor = successorFor(best, fits);
+      if (successor !== null) {
+        result.preferred = {
+          runtime: successor.runtime, over: best.runtime,
+          why: label(successor, manyModels) + " ties within noise with " +
+            label(best, manyModels) + " (p50 95 % intervals " + fmtInterval(successor) +
+            " and " + fmtInterval(best) + " overlap); between cells that tie, " +
+            successor.runtime + " is preferred: " + best.runtime + " is its unmaintained " +
+            "predecessor",
+        };
+        tiedSet = [successor].concat(tiedSet.filter(function (r) { return r !== successor; }));
+        best = successor;
+      }
       result.best = best;
       result.tied = tiedSet.slice(1);
       result.runnersUp = fits.filter(function (r) {
@@ -414,7 +459,9 @@
           (budgets[k] === null ? "no budget" : fmtBudget(k, budgets[k])) + ")";
       }).filter(Boolean);
       var within = plural(fits.length, "candidate") + " within budget on " + scope;
-      if (result.tied.length) {
+      if (result.preferred) {
+        result.why = result.preferred.why + "; " + within + ": " + figures.join(", ");
+      } else if (result.tied.length) {
         result.why = label(best, manyModels) + " ties within noise for the fastest of " +
           within + " (tied: " + result.tied.map(function (r) {
             return label(r, manyModels);
