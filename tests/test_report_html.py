@@ -515,3 +515,31 @@ def test_report_command_prints_the_self_checks(tmp_path, capsys):
     for status, name in (("PASS", "emulated-not-faster"), ("FAIL", "competing-load"),
                          ("FAIL", "no-emulated-gpu")):
         assert re.search(rf"{status}\s*\S\s*{name}", out), (status, name)
+
+
+def test_model_pages_show_runtime_pairs_side_by_side():
+    import pandas as pd
+
+    from edge.report.html import _runtime_pairs_section
+
+    def row(variant, runtime, status="ok", p50=None, lo=None, hi=None, fid="pass",
+            device="host", threads=2.0):
+        return {"model": "m", "variant": variant, "runtime": runtime, "status": status,
+                "p50_ms": p50, "ci_lo_ms": lo, "ci_hi_ms": hi, "fidelity_status": fid,
+                "device": device, "threads": threads}
+
+    group = pd.DataFrame([
+        row("tflite-fp32", "litertjs-wasm", p50=14.3, lo=14.0, hi=14.7),
+        row("tflite-fp32", "tflite-web", p50=14.2, lo=13.4, hi=14.8),
+        row("tflite-int8-dynamic", "litertjs-wasm", p50=93.9, lo=92.0, hi=99.9, fid="warn"),
+        row("tflite-int8-dynamic", "tflite-web", status="unsupported", fid=None),
+        # on another device only one of the pair ran: no table for it
+        row("tflite-fp32", "litertjs-wasm", p50=30.0, lo=29.0, hi=31.0, device="pixel_5"),
+        row("tflite-fp32", "litert", p50=4.1, lo=4.0, hi=4.2),
+    ])
+    html = _runtime_pairs_section(group)
+    assert html.count("<table") == 1 and "pixel_5" not in html
+    assert "LiteRT.js against its legacy predecessor tfjs-tflite" in html
+    assert "14.3 ms [14.0, 14.7] · fidelity pass" in html and "<td>1.01</td>" in html
+    assert "unsupported" in html  # what the legacy runtime cannot run, with no ratio
+    assert _runtime_pairs_section(group[group["runtime"] == "litert"]) == ""

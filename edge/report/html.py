@@ -843,6 +843,64 @@ def _load_cell(row: Mapping[str, Any]) -> str:
     return f'<td class="num" data-v="{esc(_sort_value(cores))}">{esc(text)}</td>'
 
 
+#: Runtime pairs the model pages show side by side: (newer, older or other API, what the pair is).
+RUNTIME_PAIRS = (
+    ("litertjs-wasm", "tflite-web", "LiteRT.js against its legacy predecessor tfjs-tflite"),
+    ("litert-compiled", "litert", "LiteRT's CompiledModel API against its Interpreter"),
+)
+
+
+def _pair_cell(row: Mapping[str, Any] | None) -> str:
+    if row is None:
+        return f"<td>{DASH}</td>"
+    if row.get("status") != "ok":
+        return f"<td>{_badge(str(row.get('status')), 'status')}</td>"
+    ci = (f" [{_fmt(row.get('ci_lo_ms'))}, {_fmt(row.get('ci_hi_ms'))}]"
+          if _known(row.get("ci_lo_ms")) else "")
+    fid = row.get("fidelity_status") or DASH
+    return f"<td>{_fmt(row.get('p50_ms'), ' ms')}{ci} · fidelity {esc(fid)}</td>"
+
+
+def _runtime_pairs_section(group: pd.DataFrame) -> str:
+    """Each runtime pair measured on the same model, device and threads: per variant, both
+    cells' p50 with its 95 % interval and fidelity status, what each could run, and the p50
+    ratio (only where both ran)."""
+    parts = []
+    threads = group["threads"].astype(object).where(group["threads"].notna(), None)
+    frame = group.assign(_threads=threads)
+    for new, old, what in RUNTIME_PAIRS:
+        sub = frame[frame["runtime"].isin((new, old))]
+        for (model, device, n), cells in sub.groupby(["model", "device", "_threads"],
+                                                    dropna=False, sort=False):
+            if set(cells["runtime"]) != {new, old}:
+                continue
+            by = {(r["variant"], r["runtime"]): r for r in cells.to_dict("records")}
+            rows = []
+            for variant in dict.fromkeys(cells["variant"]):
+                a, b = by.get((variant, new)), by.get((variant, old))
+                ratio = DASH
+                if a and b and a.get("status") == b.get("status") == "ok" and _known(
+                        a.get("p50_ms")) and _known(b.get("p50_ms")) and b["p50_ms"] > 0:
+                    ratio = f"{a['p50_ms'] / b['p50_ms']:.2f}"
+                rows.append(f"<tr><td><code>{esc(variant)}</code></td>{_pair_cell(a)}"
+                            f"{_pair_cell(b)}<td>{ratio}</td></tr>")
+            where = f"{device}" + (f", {int(n)} thread{'' if n == 1 else 's'}"
+                                   if _known(n) else "")
+            parts.append(
+                f"<h3>{esc(what)}: <code>{esc(model)}</code> on {esc(where)}</h3>"
+                f'<table class="pairs"><thead><tr><th scope="col">variant</th>'
+                f'<th scope="col">{esc(new)}: p50 [95 % CI]</th>'
+                f'<th scope="col">{esc(old)}: p50 [95 % CI]</th>'
+                f'<th scope="col">p50 {esc(new)} / {esc(old)}</th></tr></thead>'
+                f"<tbody>{''.join(rows)}</tbody></table>")
+    if not parts:
+        return ""
+    return ("<section class=\"card\" id=\"runtime-pairs\">\n<h2>Runtimes side by side</h2>\n"
+            "<p class=\"muted\">The same variants in two runtimes on the same device and "
+            "threads: what each can run, p50 with its 95 % interval, fidelity, and the ratio "
+            "where both ran.</p>\n" + "\n".join(parts) + "\n</section>")
+
+
 def _model_page_body(family: str, group: pd.DataFrame, rows: list[dict[str, Any]]) -> str:
     models = [m for m in dict.fromkeys(group["model"]) if m]
     show_model = len(models) > 1
@@ -874,6 +932,7 @@ placeholder="e.g. wasm moto_g4 int8" data-filter-for="cells"></label>
 <tbody>{body}</tbody>
 </table></div>
 </section>
+{_runtime_pairs_section(group)}
 <section class="card">
 <h2>Latency distributions</h2>
 <p class="muted">Timed warm runs of each cell, per runtime (a log scale when they span
