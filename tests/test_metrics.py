@@ -68,3 +68,23 @@ def test_judge_levels_and_precision_classes():
     status, reasons = metrics.judge(bad, th, "int8-full")
     assert status == "fail" and any("snr_db" in r for r in reasons)
     assert metrics.judge({}, th, "fp32")[0] == "n/a"
+
+
+def test_snr_and_mean_iou_match_their_definitions_on_a_large_batch():
+    """The chunked float64 sums and the confusion-matrix IoU give the textbook figures on a
+    batch larger than one chunk (a segmentation batch is hundreds of MB)."""
+    import numpy as np
+
+    from edge.validate.metrics import _CHUNK, mean_iou, snr_db
+
+    rng = np.random.default_rng(3)
+    ref = rng.normal(2.0, 1.0, size=(_CHUNK + 12345, 5)).astype(np.float32)
+    var = ref + rng.normal(0, 0.05, size=ref.shape).astype(np.float32)
+    r64, v64 = ref.astype(np.float64), var.astype(np.float64)
+    want = 10 * np.log10(np.sum((r64 - r64.mean()) ** 2) / np.sum((r64 - v64) ** 2))
+    assert snr_db(ref, var) == pytest.approx(want, rel=1e-9)
+    a, b = ref.argmax(-1), var.argmax(-1)
+    b[:1000] = 7  # a class only the variant predicts
+    classes = np.union1d(a, b)
+    ious = [np.sum((a == c) & (b == c)) / np.sum((a == c) | (b == c)) for c in classes]
+    assert mean_iou(a, b) == pytest.approx(float(np.mean(ious)), rel=1e-12)

@@ -11,12 +11,35 @@ from collections.abc import Callable
 
 import numpy as np
 
+#: Elements per chunk of the float64 sums (a few MB of temporaries, not a float64 copy of a
+#: whole segmentation batch).
+_CHUNK = 1 << 22
+
+
+def _sum_squares(x: np.ndarray, centre: float = 0.0) -> float:
+    """Sum of (x - centre)² accumulated in float64, chunk by chunk."""
+    flat = x.reshape(-1)
+    total = 0.0
+    for start in range(0, flat.size, _CHUNK):
+        c = flat[start:start + _CHUNK].astype(np.float64)
+        if centre:
+            c -= centre
+        total += float(np.dot(c, c))
+    return total
+
 
 def snr_db(reference: np.ndarray, variant: np.ndarray) -> float:
     """Signal-to-noise ratio of the variant's output in dB, signal centred on its mean."""
-    ref = reference.astype(np.float64)
-    signal = np.sum((ref - ref.mean()) ** 2)
-    noise = np.sum((ref - variant.astype(np.float64)) ** 2)
+    ref = np.asarray(reference)
+    var = np.asarray(variant)
+    mean = float(np.mean(ref, dtype=np.float64))
+    signal = _sum_squares(ref, mean)
+    noise = 0.0
+    flat_r, flat_v = ref.reshape(-1), var.reshape(-1)
+    for start in range(0, flat_r.size, _CHUNK):
+        d = (flat_r[start:start + _CHUNK].astype(np.float64)
+             - flat_v[start:start + _CHUNK].astype(np.float64))
+        noise += float(np.dot(d, d))
     if noise == 0:
         return float("inf")
     if signal == 0:
@@ -38,14 +61,16 @@ def classification(reference: np.ndarray, variant: np.ndarray) -> dict:
 
 
 def mean_iou(ref_mask: np.ndarray, var_mask: np.ndarray) -> float:
-    """Mean IoU over the classes present in either mask (of the whole batch)."""
-    classes = np.union1d(np.unique(ref_mask), np.unique(var_mask))
-    ious = []
-    for c in classes:
-        r, v = ref_mask == c, var_mask == c
-        union = np.logical_or(r, v).sum()
-        ious.append(np.logical_and(r, v).sum() / union)
-    return float(np.mean(ious))
+    """Mean IoU over the classes present in either mask (of the whole batch), from one
+    confusion matrix."""
+    ref = np.asarray(ref_mask).reshape(-1).astype(np.int64)
+    var = np.asarray(var_mask).reshape(-1).astype(np.int64)
+    k = int(max(ref.max(initial=0), var.max(initial=0))) + 1
+    confusion = np.bincount(ref * k + var, minlength=k * k).reshape(k, k)
+    both = np.diag(confusion)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - both
+    present = union > 0
+    return float(np.mean(both[present] / union[present]))
 
 
 def segmentation(reference: np.ndarray, variant: np.ndarray) -> dict:

@@ -114,9 +114,11 @@ def several_outputs(manifest: dict) -> str | None:
     return None
 
 
-def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
+def validate_artifact(store: Store, key: str, force: bool = False,
+                      load_reference=None) -> Fidelity:
     """Fidelity of one built artifact; cached in its manifest per runtime version and
-    thresholds."""
+    thresholds. `load_reference(ref_dir)` -> (images, outputs): default
+    `load_reference_outputs`."""
     manifest = store.read("artifacts", key)
     thresholds = current_thresholds(manifest)
     target, variant = manifest["target"], manifest["variant"]["name"]
@@ -137,7 +139,7 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
     else:
         started = time.perf_counter()
         ref_dir = store.path("references", manifest["reference"]["key"])
-        images, ref_out = load_reference_outputs(ref_dir)
+        images, ref_out = (load_reference or load_reference_outputs)(ref_dir)
         inputs = Preprocessing(tuple(manifest["model"]["mean"]),
                                tuple(manifest["model"]["std"])).apply(images)
         try:
@@ -159,10 +161,26 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
 
 def validate_all(store: Store, keys: list[str], force: bool = False,
                  on_done=None) -> list[Fidelity]:
-    results = []
-    for key in keys:
-        fid = validate_artifact(store, key, force=force)
-        results.append(fid)
+    """`validate_artifact` for each key (results in the keys' order). The variants of one
+    reference are checked one after another, its outputs read once (a segmentation
+    reference's can be hundreds of MB)."""
+    def reference_of(key: str) -> str:
+        return (store.read("artifacts", key).get("reference") or {}).get("key") or ""
+
+    order = sorted(range(len(keys)), key=lambda i: (reference_of(keys[i]), i))
+    last: dict[str, tuple] = {}
+
+    def load(ref_dir):
+        name = str(ref_dir)
+        if name not in last:
+            last.clear()
+            last[name] = load_reference_outputs(ref_dir)
+        return last[name]
+
+    results: list[Fidelity | None] = [None] * len(keys)
+    for i in order:
+        fid = validate_artifact(store, keys[i], force=force, load_reference=load)
+        results[i] = fid
         if on_done:
             on_done(fid)
     return results
