@@ -5,6 +5,7 @@ variants are checked against."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from pathlib import Path
@@ -168,3 +169,20 @@ def tflite_outputs(path: Path, inputs: np.ndarray) -> tuple[np.ndarray, int]:
 def load_reference_outputs(ref_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     with np.load(Path(ref_dir) / REFERENCE_OUTPUTS) as data:
         return data["images"], data["outputs"]
+
+
+def cached_reference_outputs(ref_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """`load_reference_outputs`, the last reference kept in memory (read-only arrays): the
+    cells and variants of one model check against the same outputs, hundreds of MB for a
+    segmentation model."""
+    path = Path(ref_dir) / REFERENCE_OUTPUTS
+    return _cached_outputs(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_outputs(path: str, _mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as data:
+        images, outputs = data["images"], data["outputs"]
+    images.setflags(write=False)
+    outputs.setflags(write=False)
+    return images, outputs

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.convert.cache import Store
-from edge.convert.reference import load_reference_outputs
+from edge.convert.reference import cached_reference_outputs, load_reference_outputs
 from edge.errors import ValidationError
 from edge.garden.base import HEADLINE_METRIC, Preprocessing
 from edge.validate.metrics import METRICS, judge
@@ -168,18 +168,10 @@ def validate_all(store: Store, keys: list[str], force: bool = False,
         return (store.read("artifacts", key).get("reference") or {}).get("key") or ""
 
     order = sorted(range(len(keys)), key=lambda i: (reference_of(keys[i]), i))
-    last: dict[str, tuple] = {}
-
-    def load(ref_dir):
-        name = str(ref_dir)
-        if name not in last:
-            last.clear()
-            last[name] = load_reference_outputs(ref_dir)
-        return last[name]
-
     results: list[Fidelity | None] = [None] * len(keys)
     for i in order:
-        fid = validate_artifact(store, keys[i], force=force, load_reference=load)
+        fid = validate_artifact(store, keys[i], force=force,
+                                load_reference=cached_reference_outputs)
         results[i] = fid
         if on_done:
             on_done(fid)
