@@ -195,19 +195,24 @@ def test_onnx_variants_and_runtime_are_in_the_full_preset_only():
 
 # -- ONNX Runtime Web (ort-wasm) in real Chromium ---------------------------------------------
 
-@pytest.fixture(scope="module")
-def web_measured(onnx_build, tmp_path_factory):
+def _measured_in(runtime, onnx_build, tmp_path_factory):
+    """Every ONNX variant measured in `runtime` on the host (a fixture's body)."""
     from edge.farm.emulation.methods import choose_emulation
     from tests.test_browser import _measure
 
     def cells(slug):
-        return [Cell(slug["mobilenet_v2"], v, "ort-wasm", "host") for v in ONNX_VARIANTS]
+        return [Cell(slug["mobilenet_v2"], v, runtime, "host") for v in ONNX_VARIANTS]
 
     emulation = choose_emulation()
     try:
         yield _measure(onnx_build, tmp_path_factory, cells, emulation)
     finally:
         emulation.close()
+
+
+@pytest.fixture(scope="module")
+def web_measured(onnx_build, tmp_path_factory):
+    yield from _measured_in("ort-wasm", onnx_build, tmp_path_factory)
 
 
 @pytest.mark.browser
@@ -242,17 +247,7 @@ def test_ort_wasm_records_its_version_threads_and_simd(web_measured):
 
 @pytest.fixture(scope="module")
 def webgpu_measured(onnx_build, tmp_path_factory):
-    from edge.farm.emulation.methods import choose_emulation
-    from tests.test_browser import _measure
-
-    def cells(slug):
-        return [Cell(slug["mobilenet_v2"], v, "ort-webgpu", "host") for v in ONNX_VARIANTS]
-
-    emulation = choose_emulation()
-    try:
-        yield _measure(onnx_build, tmp_path_factory, cells, emulation)
-    finally:
-        emulation.close()
+    yield from _measured_in("ort-webgpu", onnx_build, tmp_path_factory)
 
 
 @pytest.mark.browser
