@@ -349,3 +349,49 @@ def test_a_connection_dropped_mid_cell_is_retried_then_one_failed_record(
     assert out.count("retry ") == lanes.ATTEMPTS - 1
     for text in (out, json.dumps(records)):
         assert secret not in text and "edgeuser" not in text
+
+
+def test_an_interrupted_run_keeps_what_was_written_and_drops_cells_in_flight(tmp_path,
+                                                                             monkeypatch):
+    """Ctrl-C while a lane's cell is in flight: the cells already written stay, the one in
+    flight is not written (even when it finishes afterwards), and a resume finds it missing."""
+    import time
+    import types
+
+    from rich.console import Console
+
+    import edge.farm.scheduling.lanes as lanes
+    from edge.farm.cells import Bench, now
+    from edge.farm.scheduling.matrix import Cell
+    from edge.results.store import ResultStore, cell_id
+
+    def run(bench, cell, artifact, where):
+        started = now()
+        if cell.device == "slow":
+            time.sleep(1.0)
+        return bench.record(cell, "ok", None, started=started)
+
+    def profile(name):
+        return types.SimpleNamespace(
+            name=name, endpoint=f"ws://127.0.0.1:9/{name}", adb=None, farm=None,
+            user_env=None, key_env=None, sessions_key=f"ws://127.0.0.1:9/{name}",
+            max_sessions=None, label=name, emulated=False, is_host=False)
+
+    catalog = {name: profile(name) for name in ("fast", "slow")}
+    monkeypatch.setattr(lanes, "session_limits", lambda c: {})
+    results = ResultStore(tmp_path / "run")
+    console = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - closed with the test
+    bench = Bench(None, {}, None, results, "r", None, catalog, {}, console)
+    bench.schedule = lanes.Schedule(catalog)
+    cells = {d: [Cell("m", "v", "litert", d)] for d in catalog}
+    with pytest.raises(KeyboardInterrupt), \
+            lanes.RemoteLanes(bench, cells, lambda c: object(), lambda rec: None, run, None):
+        while "fast" not in {r["device"] for r in results.records()}:
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+    time.sleep(1.5)  # the slow cell has finished meanwhile
+    console.file.close()
+    assert [r["device"] for r in results.records()] == ["fast"]
+    done = results.done_cells()
+    assert cell_id("m", "v", "litert", "slow") not in done
+    assert cell_id("m", "v", "litert", "fast") in done
