@@ -177,8 +177,9 @@ class DeviceProfile:
     #: Names of the environment variables that hold the user name and access key.
     user_env: str | None = None
     key_env: str | None = None
-    #: How many cells may be measured at once on this profile's endpoint (or adb phone), all
-    #: the profiles that share it together; None: the default, `DEFAULT_MAX_SESSIONS`.
+    #: How many of the profiles that share this profile's endpoint (or adb phone) are measured
+    #: at once, each one cell at a time (`edge.farm.scheduling.lanes`); None: the default,
+    #: `DEFAULT_MAX_SESSIONS`.
     max_sessions: int | None = None
 
     @property

@@ -9,8 +9,10 @@
   thread (sync Playwright objects belong to the thread that made them); the loopback server is
   shared (a threading server).
 - **Per-endpoint limits.** Profiles that share an endpoint (one cloud farm, one Grid hub) or an
-  adb phone share its ``max_sessions`` (default 1): at most that many of their cells are in
-  flight at once (`Slots`).
+  adb phone share its ``max_sessions`` (default 1): at most that many of their lanes run at once
+  (`Slots`), so at most that many cells are in flight there and at most that many connections
+  (a Grid's or cloud farm's sessions) are open; a lane waits for a slot, then measures all its
+  cells and closes its connection before it gives the slot back.
 - **Lost connections.** A cell of a real device that fails because its connection was lost or
   could not be made (the runner's `connection_lost`: the Playwright server or browser went away,
   the endpoint refused, the phone left adb) is measured again after a pause, at most `ATTEMPTS`
@@ -186,7 +188,8 @@ class Schedule:
 
 
 class Slots:
-    """At most `max_sessions` cells at once per endpoint (or adb phone)."""
+    """At most `max_sessions` lanes at once per endpoint (or adb phone): a lane holds a slot
+    while it measures its cells, its connection open."""
 
     def __init__(self, catalog: dict):
         self.catalog = catalog
@@ -195,7 +198,9 @@ class Slots:
 
     @contextlib.contextmanager
     def held(self, device: str, stop: threading.Event):
-        """Hold a slot of the device's endpoint; False inside when `stop` came first."""
+        """Hold a slot of the device's endpoint; False inside when `stop` came first. With one
+        lane per device and one cell at a time per lane, at most `max_sessions` cells of the
+        endpoint are in flight at once."""
         profile = self.catalog.get(device)
         key = getattr(profile, "sessions_key", None)
         sem = self._sem.get(key)
@@ -255,7 +260,11 @@ class RemoteLanes:
         bench.schedule.enter(device)
         done: set[Cell] = set()
         try:
-            with contextlib.ExitStack() as stack:
+            # the endpoint's slot is held for the whole lane: a connection, and with it a Grid
+            # or cloud farm session, is open only while the slot is held
+            with self.slots.held(device, self.stop) as ok, contextlib.ExitStack() as stack:
+                if not ok:
+                    return
                 session = None
                 if any(not c.native for c in cells):
                     from edge.farm.runners.browser import BrowserSession
@@ -288,41 +297,38 @@ class RemoteLanes:
             return
         profile = bench.catalog.get(cell.device)
         runner = runner_for(cell.runtime)
-        with self.slots.held(cell.device, self.stop) as ok:
-            if not ok:
-                return
-            errors: list[str] = []  # why each try so far lost its connection
-            for attempt in range(1, ATTEMPTS + 1):
-                bench.schedule.begin()
-                try:
-                    rec = self._attempt(cell, artifact, where)
-                    if self.stop.is_set():
-                        return  # in flight when the run was interrupted: resume measures it
-                    error = rec.get("error") if rec["status"] == "failed" else None
-                    if error is not None and runner.connection_lost(bench, cell, where, error):
-                        errors.append(_public(error, profile))
-                        if where.session is not None and getattr(profile, "endpoint", None):
-                            where.session.disconnect(profile.endpoint, profile)
-                        if attempt < ATTEMPTS:
-                            rec = None  # dropped: measured again after the pause below
-                        else:
-                            rec["error"] = (f"connection to {_where(profile)} lost: failed "
+        errors: list[str] = []  # why each try so far lost its connection
+        for attempt in range(1, ATTEMPTS + 1):
+            bench.schedule.begin()
+            try:
+                rec = self._attempt(cell, artifact, where)
+                if self.stop.is_set():
+                    return  # in flight when the run was interrupted: resume measures it
+                error = rec.get("error") if rec["status"] == "failed" else None
+                if error is not None and runner.connection_lost(bench, cell, where, error):
+                    errors.append(_public(error, profile))
+                    if where.session is not None and getattr(profile, "endpoint", None):
+                        where.session.disconnect(profile.endpoint, profile)
+                    if attempt < ATTEMPTS:
+                        rec = None  # dropped: measured again after the pause below
+                    else:
+                        rec["error"] = (f"connection to {_where(profile)} lost: failed "
                                         f"{ATTEMPTS} times ({ATTEMPTS - 1} retries with "
                                         f"backoff); last: {errors[-1]}")
-                    if rec is not None:
-                        bench.schedule.attempts(attempt, errors)
-                        bench.commit(rec)
-                        self.finish(rec)
-                        return
-                finally:
-                    bench.schedule.end()
-                delay = BACKOFF_S * 2 ** (attempt - 1)
-                bench.console.print(escape(
-                    f"  retry       {_cell_id(cell)}: connection to {_where(profile)} lost "
-                    f"({errors[-1][:100]}); attempt {attempt + 1} of {ATTEMPTS} in "
-                    f"{delay:g} s"))
-                if self.stop.wait(delay):
+                if rec is not None:
+                    bench.schedule.attempts(attempt, errors)
+                    bench.commit(rec)
+                    self.finish(rec)
                     return
+            finally:
+                bench.schedule.end()
+            delay = BACKOFF_S * 2 ** (attempt - 1)
+            bench.console.print(escape(
+                f"  retry       {_cell_id(cell)}: connection to {_where(profile)} lost "
+                f"({errors[-1][:100]}); attempt {attempt + 1} of {ATTEMPTS} in "
+                f"{delay:g} s"))
+            if self.stop.wait(delay):
+                return
 
     def _attempt(self, cell: Cell, artifact, where: Where) -> dict:
         """One try at a cell: its record, kept back (`Bench.deferred`), not yet written."""
