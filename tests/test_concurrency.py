@@ -218,18 +218,19 @@ def test_lost_connections_are_retried_with_backoff_then_recorded_once(tmp_path, 
 
 @pytest.fixture(scope="module")
 def three_devices_run(tiny_tfjs, playwright_server, cdp_chromium, tmp_path_factory):
-    """One run over a Playwright server (`remote_pw`) and two profiles on one CDP endpoint
-    (`cdp_a`, `cdp_b`, default max_sessions 1)."""
+    """One run over this machine (`host`, the local lane), a Playwright server (`remote_pw`) and
+    two profiles on one CDP endpoint (`cdp_a`, `cdp_b`, default max_sessions 1)."""
     tmp_path = tmp_path_factory.mktemp("three")
     endpoints = {"remote_pw": playwright_server, "cdp_a": cdp_chromium, "cdp_b": cdp_chromium}
     catalog = _catalog(tmp_path, endpoints)
+    devices = ["host", *endpoints]
     from edge.cli import main
     from edge.results.store import list_runs
 
     reports = tmp_path / "reports"
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(MATRIX.format(build_dir=tiny_tfjs[0], reports=reports,
-                                    devices=json.dumps(list(endpoints))))
+                                    devices=json.dumps(devices)))
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--matrix", str(matrix), "--tiny", "--catalog", str(catalog)])
     (run,) = list_runs(reports)
@@ -246,8 +247,14 @@ def test_two_endpoints_are_measured_concurrently_with_provenance(three_devices_r
     model = records[0]["model"]
     assert model.startswith("mobilenet_v2")
     assert sorted(ids) == sorted(f"{model}|tfjs-fp32|tfjs-wasm|{d}|t2"
-                                 for d in endpoints)  # every cell, once
+                                 for d in ["host", *endpoints])  # every cell, once
     by_device = {r["device"]: r for r in records}
+    host = by_device.pop("host")
+    assert host["status"] == "ok" and host["schedule"]["lane"] == "local"
+    assert host["provenance"]["endpoint"] == "local"
+    # this machine's lane ran beside the devices' lanes, and its figure says so
+    assert any(_overlap(host, r) for r in by_device.values())
+    assert host["load"]["busy"] is True and host["load"]["concurrent_cells"] >= 1
     for device, rec in by_device.items():
         assert rec["status"] == "ok", rec["error"]
         assert rec["real"] is True and rec["provenance"]["endpoint"] == endpoints[device]

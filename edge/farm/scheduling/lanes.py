@@ -129,7 +129,6 @@ class Schedule:
         self._flights: dict[int, _Flight] = {}
         self._next = 0
         self._here = threading.local()
-        self.peak = 1  # the most cells in flight at once
 
     def enter(self, lane: str) -> None:
         """This thread measures `lane`'s cells."""
@@ -150,7 +149,6 @@ class Schedule:
                     other.others[token] = lane
                     flight.others[other_token] = other.lane
             self._flights[token] = flight
-            self.peak = max(self.peak, len(self._flights))
         self._here.token, self._here.attempts = token, None
         return token
 
