@@ -239,7 +239,7 @@ def test_unknown_key_lists_allowed_keys(tmp_path):
     assert "profile 'moto_g4': unknown field 'core'; did you mean 'cores'?" in message
     assert ("(allowed: label, tier, descriptor, benchmark_index, cpu_slowdown, cores, network, "
             "memory_class, emulated, endpoint, adb, benchmark_model, capabilities, farm, "
-            "user_env, key_env)") in message
+            "user_env, key_env, max_sessions)") in message
 
 
 def test_error_is_a_value_error_and_an_edge_error(tmp_path):

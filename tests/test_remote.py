@@ -634,9 +634,10 @@ def test_a_grid_hub_and_a_cloud_farm_measure_a_cell_and_keep_the_credentials_out
     """`edge bench --catalog` with a Selenium Grid profile (a hub stand-in that hands out the
     DevTools WebSocket of a real Chromium as `se:cdp`) and a BrowserStack-form cloud farm profile
     (a real Playwright server behind a recording proxy), the farm's credentials in the
-    environment: both measure the tiny MobileNetV2, the hub's session is created and deleted,
-    the capabilities and credentials reach the farm's endpoint, and no file the run wrote and
-    nothing it printed holds a credential."""
+    environment: both measure the tiny MobileNetV2 (concurrently, each in its lane), the hub's
+    session is created and deleted, the capabilities and credentials reach the farm's endpoint;
+    the same matrix again as `--shard 1/2` and `2/2`, merged with `edge merge` and reported; no
+    file any of them wrote and nothing they printed holds a credential."""
     from edge.cli import main
     from edge.farm.emulation.devices import DEFAULT_CATALOG
     from edge.results.store import ResultStore, list_runs
@@ -664,16 +665,28 @@ def test_a_grid_hub_and_a_cloud_farm_measure_a_cell_and_keep_the_credentials_out
     try:
         code, _, out = edge("bench", "--matrix", str(matrix), "--tiny", "--catalog",
                             str(catalog))
+        assert code == 0, out
+        one_run = list(hub.created), list(hub.sessions), list(hub.deleted)
+        # the same matrix in two shards on their own reports directory, merged: the two
+        # devices' cells are dealt one to each shard
+        shard_reports = tmp_path / "shards"
+        shard_matrix = tmp_path / "shard-matrix.toml"
+        shard_matrix.write_text(FARM_MATRIX.format(build_dir=build_dir, reports=shard_reports))
+        for shard in ("1/2", "2/2"):
+            code, _, out = edge("bench", "--matrix", str(shard_matrix), "--tiny", "--catalog",
+                                str(catalog), "--shard", shard)
+            assert code == 0, out
     finally:
         hub.close()
         proxy.close()
-    assert code == 0, out
 
     # the hub made one session with the profile's capabilities, and it was deleted at the end
-    assert hub.created == [{"capabilities": {"alwaysMatch": {
+    wanted = {"capabilities": {"alwaysMatch": {
         "browserName": "chrome", "platformName": "linux",
-        "goog:chromeOptions": {"args": ["--headless=new"]}}}}]
-    assert hub.sessions == ["session-1"] and hub.deleted == ["session-1"]
+        "goog:chromeOptions": {"args": ["--headless=new"]}}}}
+    assert one_run == ([wanted], ["session-1"], ["session-1"])
+    assert hub.created == [wanted] * 2  # and once more by the shard that took its cell
+    assert hub.deleted == hub.sessions  # the shard's session was deleted too
     # the farm's endpoint got the vendor's form: capabilities and credentials in `caps`
     assert proxy.requests
     for target in proxy.requests:
@@ -702,11 +715,27 @@ def test_a_grid_hub_and_a_cloud_farm_measure_a_cell_and_keep_the_credentials_out
     listed = json.loads(listing)
     assert {n: listed[n]["endpoint_kind"] for n in kinds} == kinds
 
-    # no credential anywhere: every file under the test's directory (catalog, matrix, results,
-    # run.json, report pages, logs) and everything printed, driver output included
+    shards = list_runs(shard_reports)
+    assert len(shards) == 2
+    code, _, out = edge("merge", *shards, "--into", "merged", "--reports-dir",
+                        str(shard_reports))
+    assert code in (0, None), out
+    merged = ResultStore(shard_reports / "merged").records()
+    assert sorted(r["device"] for r in merged) == ["farm_bs", "grid_chrome"]  # once each
+    assert {r["provenance"]["shard"] for r in merged} == {"1/2", "2/2"}
+    for rec in merged:
+        assert rec["status"] == "ok", rec["error"]
+        assert rec["provenance"]["endpoint"] == endpoints[rec["device"]]
+    code, _, out = edge("report", "--run", "merged", "--reports-dir", str(shard_reports))
+    assert code == 0, out
+
+    # no credential anywhere: every file under the test's directory (catalog, matrix, results
+    # of the run, the shards and the merged run, run.json, checks.json, report pages, logs) and
+    # everything printed, driver output included
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     names = {p.name for p in written}
-    assert {"results.jsonl", "run.json", "index.html"} <= names, names
+    assert {"results.jsonl", "run.json", "index.html", "checks.json"} <= names, names
+    assert len([p for p in written if p.name == "results.jsonl"]) == 4  # run, shards, merged
     for path in written:
         data = path.read_bytes()
         for secret in (SECRET, USER):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,12 +126,35 @@ class Bench:
         self.noise: dict[str, dict] = {}  # "browser" | "native" -> the run's between-run spread
         self.noise_repeats = noise_repeats  # fresh pages/workers of the noise probe (< 2: none)
         self._host_p50: dict[str, float] | None = None  # host cell id -> p50, read lazily
-        #: While a list: records are kept here instead of written (a comparison group's cells
-        #: wait for their interleaved latency, `edge.farm.scheduling.interleaved`), emulated
-        #: cells skip their own paired measurement (the group's blocks replace it), and a cell
-        #: is measured with the short `alone_protocol`.
-        self.held: list[dict] | None = None
         self.shard = shard  # "i/n" of a sharded run (`edge bench --shard`), else None
+        #: What each lane (thread) of the run is doing: `held` and `deferred` are per lane.
+        self._lane = threading.local()
+        #: The run's schedule (`edge.farm.scheduling.lanes.Schedule`): adds each record's
+        #: ``schedule`` and flags competing lanes in its ``load`` as it is written; None: as is.
+        self.schedule = None
+
+    @property
+    def held(self) -> list[dict] | None:
+        """While a list: this lane's records are kept here instead of written (a comparison
+        group's cells wait for their interleaved latency, `edge.farm.scheduling.interleaved`),
+        emulated cells skip their own paired measurement (the group's blocks replace it), and
+        a cell is measured with the short `alone_protocol`."""
+        return getattr(self._lane, "held", None)
+
+    @held.setter
+    def held(self, value: list[dict] | None) -> None:
+        self._lane.held = value
+
+    @property
+    def deferred(self) -> list[dict] | None:
+        """While a list: the records this lane writes go here, not to the results, until its
+        scheduler has seen them (a cell that lost its connection is measured again, not
+        recorded twice); `commit` writes them."""
+        return getattr(self._lane, "deferred", None)
+
+    @deferred.setter
+    def deferred(self, value: list[dict] | None) -> None:
+        self._lane.deferred = value
 
     # -- records ----------------------------------------------------------------------------
 
@@ -176,7 +200,16 @@ class Bench:
         return rec
 
     def write(self, rec: dict) -> None:
-        """Append a record to the run's results (fsynced)."""
+        """Append a record to the run's results (fsynced), or to this lane's `deferred`."""
+        if self.deferred is not None:
+            self.deferred.append(rec)
+            return
+        self.commit(rec)
+
+    def commit(self, rec: dict) -> None:
+        """Append a record to the run's results (fsynced), with its ``schedule``."""
+        if self.schedule is not None:
+            self.schedule.annotate(rec)
         self.results.append(rec)
         self._remember_host(rec)
 

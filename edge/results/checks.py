@@ -17,7 +17,7 @@ returns one check per question, each ``{"name", "status", "summary", "details"}`
 - ``slowdown-on-target``: at least 90 % of the emulated cells whose achieved slowdown is known
   are within 15 % of their target slowdown.
 - ``competing-load``: no measured cell ran while other processes kept more than a quarter of a
-  core busy (``load.busy``).
+  core busy, or while another lane's cell ran on this machine (``load.busy``).
 - ``no-emulated-gpu``: no successful WebGL/WebGPU cell on an emulated phone (its GPU would be
   the host's, not the phone's).
 
@@ -300,7 +300,9 @@ def _competing_load(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                                   f"{top_text} cores)")
     busy.sort(key=lambda r: -(_num(r["load"].get("other_cores")) or 0.0))
     details = [f"{_cell(r)}: other processes used "
-               f"{_fmt_cores(_num(r['load'].get('other_cores')))} cores" for r in busy]
+               f"{_fmt_cores(_num(r['load'].get('other_cores')))} cores"
+               + (f", {r['load']['concurrent_cells']} cell(s) of other lanes ran meanwhile"
+                  if r["load"].get("concurrent_cells") else "") for r in busy]
     return _check(name, FAIL, f"{len(busy)} of {len(measured)} cells measured under competing "
                               f"load (max other load {top_text} cores)", details)
 

@@ -7,7 +7,8 @@ written atomically).
 
 Durability: each record is one ``os.write`` of one complete line on an ``O_APPEND`` descriptor,
 followed by ``fsync``, under an exclusive ``flock`` (so concurrent writers in other processes
-neither interleave nor duplicate cells). A process killed mid-write can leave at most one
+neither interleave nor duplicate cells; threads of one process share a store object and take
+its lock, which also guards the cell-id cache). A process killed mid-write can leave at most one
 unterminated line at the end of the file; the next `ResultStore.append` first terminates it
 (`ResultStore.repair`) so its own record starts on a line of its own, and readers skip the
 damaged line with a `DamagedRecordWarning`.
@@ -25,6 +26,7 @@ import secrets
 import socket
 import subprocess
 import tempfile
+import threading
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -309,6 +311,9 @@ class ResultStore:
         self._ids: set[str] = set()  # cell ids of the complete lines before _offset
         self._offset = 0
         self._file: tuple[int, int] | None = None  # (st_dev, st_ino) the cache describes
+        #: Threads writing through this object (concurrent lanes of a run) take turns: flock
+        #: excludes other processes, this lock the cache's readers and writers here.
+        self._lock_here = threading.RLock()
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.run_dir)!r})"
@@ -361,6 +366,10 @@ class ResultStore:
         if not isinstance(cid, str) or not cid:
             raise ValueError(f"a record needs a non-empty string cell_id, got {cid!r}")
         data = (_dumps(record, f"record {cid}") + "\n").encode("utf-8")
+        with self._lock_here:
+            self._append(cid, data)
+
+    def _append(self, cid: str, data: bytes) -> None:
         created = not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -383,6 +392,10 @@ class ResultStore:
     def repair(self) -> int:
         """Terminate an unterminated last line (a write interrupted mid-line) so the next record
         starts on its own line. Returns the number of bytes added (0 or 1)."""
+        with self._lock_here:
+            return self._repair()
+
+    def _repair(self) -> int:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -426,6 +439,10 @@ class ResultStore:
     def done_cells(self) -> set[str]:
         """The cell ids that have a readable record (silently ignoring damaged lines, whose
         cells are therefore measured again on resume)."""
+        with self._lock_here:
+            return self._done_cells()
+
+    def _done_cells(self) -> set[str]:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:

@@ -177,6 +177,20 @@ class DeviceProfile:
     #: Names of the environment variables that hold the user name and access key.
     user_env: str | None = None
     key_env: str | None = None
+    #: How many of the profiles that share this profile's endpoint (or adb phone) are measured
+    #: at once, each one cell at a time (`edge.farm.scheduling.lanes`); None: the default,
+    #: `DEFAULT_MAX_SESSIONS`.
+    max_sessions: int | None = None
+
+    @property
+    def sessions_key(self) -> str | None:
+        """What `max_sessions` counts against: the endpoint (without credentials), else the adb
+        phone; None for a profile measured on this machine."""
+        if self.endpoint:
+            from edge.results.store import public_endpoint
+
+            return public_endpoint(self.endpoint)
+        return f"adb:{self.adb}" if self.adb else None
 
     @property
     def endpoint_kind(self) -> str | None:
@@ -255,7 +269,10 @@ _PROFILE_REQUIRED = ("label", "tier", "network")
 _PHONE_REQUIRED = ("cores", "memory_class")
 _PROFILE_KEYS = ("label", "tier", "descriptor", "benchmark_index", "cpu_slowdown", "cores",
                  "network", "memory_class", "emulated", "endpoint", "adb",
-                 "benchmark_model", "capabilities", "farm", "user_env", "key_env")
+                 "benchmark_model", "capabilities", "farm", "user_env", "key_env",
+                 "max_sessions")
+#: Cells measured at once on one endpoint (or adb phone) unless its profiles say otherwise.
+DEFAULT_MAX_SESSIONS = 1
 
 
 def _is_number(value: Any) -> bool:
@@ -386,6 +403,17 @@ def _load_profile(check: _Checker, name: str, table: Any, networks: dict[str, Ne
                        "device (the real phone to run native cells on)", where, name, "emulated")
         emulated = value
     remote = _load_remote(check, name, table, endpoint)
+    max_sessions = None
+    if "max_sessions" in table:
+        max_sessions = table["max_sessions"]
+        if not isinstance(max_sessions, int) or isinstance(max_sessions, bool) \
+                or max_sessions < 1:
+            check.fail(f"must be an integer >= 1, got {_show(max_sessions)}", where, name,
+                       "max_sessions")
+        if endpoint is None and adb is None:
+            check.fail("needs an 'endpoint' or an 'adb' device (it caps the cells measured at "
+                       "once there; cells on this machine run one at a time)", where, name,
+                       "max_sessions")
 
     descriptor = None
     if "descriptor" in table:
@@ -438,7 +466,8 @@ def _load_profile(check: _Checker, name: str, table: Any, networks: dict[str, Ne
                          benchmark_index=index, cpu_slowdown=slowdown, cores=cores,
                          network=networks[network_name], memory_class=memory,
                          emulated=emulated, endpoint=endpoint, adb=adb,
-                         benchmark_model=benchmark_model, **remote)
+                         benchmark_model=benchmark_model, max_sessions=max_sessions,
+                         **remote)
 
 
 def _key_path(caps: dict, path: tuple[str, ...]) -> bool:
@@ -558,7 +587,34 @@ def load_catalog(path: Path = DEFAULT_CATALOG,
                 for name, table in data.get("profiles", {}).items()}
     if not profiles:
         check.fail("no [profiles.<name>] defined")
+    _check_sessions(check, profiles)
     return profiles
+
+
+def _check_sessions(check: _Checker, profiles: Mapping[str, DeviceProfile]) -> None:
+    """Profiles that share an endpoint (or adb phone) and give `max_sessions` agree on it."""
+    given: dict[str, DeviceProfile] = {}
+    for p in profiles.values():
+        if p.max_sessions is None or p.sessions_key is None:
+            continue
+        first = given.setdefault(p.sessions_key, p)
+        if first.max_sessions != p.max_sessions:
+            check.fail(f"is {p.max_sessions}, but profile {first.name!r} on the same endpoint "
+                       f"{p.sessions_key} says {first.max_sessions}: profiles that share an "
+                       "endpoint share its limit, give it once or the same everywhere",
+                       "profile", p.name, "max_sessions")
+
+
+def session_limits(profiles: Mapping[str, DeviceProfile]) -> dict[str, int]:
+    """Endpoint (or ``adb:serial``) -> how many cells may be measured there at once."""
+    limits: dict[str, int] = {}
+    for p in profiles.values():
+        if p.sessions_key is not None:
+            if p.max_sessions is not None:
+                limits[p.sessions_key] = p.max_sessions
+            else:
+                limits.setdefault(p.sessions_key, DEFAULT_MAX_SESSIONS)
+    return limits
 
 
 # --- display --------------------------------------------------------------------------------

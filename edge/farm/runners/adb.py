@@ -50,6 +50,12 @@ INSTALL_ADB = ("adb not found on PATH: install Android platform-tools "
                "(https://developer.android.com/tools/releases/platform-tools) and put adb on PATH")
 
 
+#: What adb says when the phone, not the model or the tool, is the problem.
+_ADB_LOST = re.compile(r"no adb device|device (?:'[^']*' )?not found|device offline|"
+                       r"is 'offline'|no devices/emulators found|protocol fault|"
+                       r"connection reset|error: closed|failed to connect", re.IGNORECASE)
+
+
 class AdbError(RuntimeError):
     """An adb step failed; the message says what to install, connect or check."""
 
@@ -207,6 +213,11 @@ class AdbRunner(Runner):
     native = True
     noise_runtime = "benchmark-model"
     noise_between = "benchmark_model runs"
+
+    def connection_lost(self, bench, cell, where: Where, error: str | None) -> bool:
+        """The phone went away (unplugged, Wi-Fi dropped, adb server restarted): adb says the
+        device is missing, offline or unauthorized, or the transport closed."""
+        return bool(error) and _ADB_LOST.search(error) is not None
 
     def run(self, bench, cell, artifact, where: Where) -> dict:
         started = now()

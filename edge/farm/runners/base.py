@@ -54,6 +54,12 @@ class Runner(ABC):
         where this runner cannot measure it here."""
         return None
 
+    def connection_lost(self, bench, cell, where: Where, error: str | None) -> bool:
+        """Whether `cell` failed (with `error`) because the connection to its device was lost
+        or could not be made: the scheduler measures such a cell again after a pause
+        (`edge.farm.scheduling.lanes`). False here: a cell on this machine has no connection."""
+        return False
+
     def timing(self, bench, cell, artifact, where: Where, group):
         """A context manager: `cell`'s model loaded and warmed up in a page or worker that runs
         in `group` (a CpuGroup, or None for the root), yielding ``time_runs(n) -> [ms, ...]``.

@@ -28,7 +28,7 @@ from edge.farm.cells import (
     workload_name,
 )
 from edge.farm.runners.base import Runner, Where
-from edge.farm.runners.endpoints import connect, release
+from edge.farm.runners.endpoints import connect, connection_error, release
 from edge.farm.runners.remote import prepare_remote_page, remote_fields
 from edge.variants import GPU_NOT_EMULATED
 
@@ -79,8 +79,9 @@ class RendererSampler:
     """Samples the page renderers' RSS every `interval_s` while a run is measured: the peak is
     a sampled maximum over the run, not a snapshot after it."""
 
-    def __init__(self, interval_s: float = 0.1):
+    def __init__(self, interval_s: float = 0.1, renderers=None):
         self.interval_s = interval_s
+        self.renderers = renderers or page_renderers  # () -> the processes to sample
         self.peak = 0
         self.samples = 0
         self._stop = threading.Event()
@@ -90,7 +91,7 @@ class RendererSampler:
         procs: list[psutil.Process] = []
         while not self._stop.is_set():
             if self.samples % 10 == 0:  # the renderer list is looked up once a second
-                procs = page_renderers()
+                procs = self.renderers()
             for proc in procs:
                 try:
                     rss = proc.memory_info().rss
@@ -172,6 +173,33 @@ class BrowserSession:
                 self._move(self._group)
         return self._browser
 
+    def lost(self, endpoint: str, profile=None) -> bool:
+        """Whether the connection to the browser at `endpoint` (for `profile`) was made and is
+        gone (the server or browser went away, the network dropped)."""
+        remote = self._remote.get((endpoint, getattr(profile, "name", None)))
+        if remote is None:
+            return False
+        try:
+            if not remote.is_connected():
+                return True
+            # The driver learns of a dropped connection a little after the call that failed
+            # on it: ask the browser for something (a page that crashed on a live connection
+            # leaves it answering).
+            remote.new_context().close()
+            return False
+        except Exception:  # noqa: BLE001 - a browser that cannot answer is lost
+            return True
+
+    def disconnect(self, endpoint: str, profile=None) -> None:
+        """Drop the connection to `endpoint` (for `profile`): the next `browser` connects
+        afresh."""
+        remote = self._remote.pop((endpoint, getattr(profile, "name", None)), None)
+        if remote is not None:
+            with contextlib.suppress(Exception):  # a dead connection
+                remote.close()
+            with contextlib.suppress(Exception):
+                release(remote)
+
     def browser_pids(self) -> list[int]:
         """The local browser's processes (browser, zygotes, GPU, utility, renderers)."""
         pids = []
@@ -240,6 +268,9 @@ def open_page(session: BrowserSession, server_url: str, profile=None, factor: fl
                      {"hardwareConcurrency": int(cores)})
         if endpoint:  # a remote browser gets the harness through the connection
             prepare_remote_page(context, page, cdp, server_url, cores)
+            # its renderers run elsewhere: none of this machine's is the page's to sample or
+            # kill (another lane's page may be running here meanwhile)
+            page._edge_renderers = _no_renderers
         page.goto(f"{server_url}/harness/index.html")
         page.wait_for_function(
             "() => document.title === 'ready' || document.title.startsWith('error')")
@@ -256,6 +287,10 @@ def open_page(session: BrowserSession, server_url: str, profile=None, factor: fl
 
 class HarnessTimeout(EdgeError):
     """A harness run missed its deadline (the page may have been stuck in a busy loop)."""
+
+
+def _no_renderers() -> list[psutil.Process]:
+    return []
 
 
 def page_renderers(root_pid: int | None = None) -> list[psutil.Process]:
@@ -286,10 +321,11 @@ def run_harness(page, config: dict, timeout_s: float) -> dict:
     from playwright.sync_api import Error as PlaywrightError
 
     fired = threading.Event()
+    renderers = getattr(page, "_edge_renderers", page_renderers)
 
     def watchdog() -> None:
         fired.set()
-        for proc in page_renderers():
+        for proc in renderers():
             try:
                 proc.kill()
             except psutil.Error:
@@ -424,7 +460,7 @@ class BrowserRunner(Runner):
             context, page, cdp = open_page(session, server_url, profile, options["factor"],
                                            timeout_s=bench.protocol.timeout_s,
                                            cores=options["cores"])
-            with RendererSampler() as sampler:
+            with RendererSampler(renderers=getattr(page, "_edge_renderers", None)) as sampler:
                 result = run_harness(page, harness_config(bench, cell, artifact, profile),
                                      bench.protocol.timeout_s)
             extra["load"] = meter.stop()
@@ -473,6 +509,18 @@ class BrowserRunner(Runner):
         metrics["fidelity"] = safe_fidelity(decode_outputs(result.get("outputs")), artifact,
                                             bench.store)
         return bench.record(cell, "ok", artifact, metrics=metrics, started=started, extra=extra)
+
+    def connection_lost(self, bench, cell, where: Where, error: str | None) -> bool:
+        """A remote cell whose browser connection was made and is gone, or could not be made
+        for a network reason (refused, reset, unreachable); never a local cell, nor a page or
+        model that failed on a live connection."""
+        profile = bench.catalog.get(cell.device)
+        endpoint = getattr(profile, "endpoint", None)
+        if not endpoint or where.session is None:
+            return False
+        if where.session.lost(endpoint, profile):
+            return True
+        return connection_error(error)
 
     def noise_medians(self, bench, cell, cells, where: Where, repeats: int):
         import dataclasses
@@ -531,7 +579,8 @@ def harness_config(bench, cell, artifact, profile) -> dict:
         path = bench.data_dir / f"{ref_key[:20]}.bin"
         if not path.exists():
             bench.data_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            # a name of its own: lanes in other threads may write the same file meanwhile
+            tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
             tmp.write_bytes(np.ascontiguousarray(images, np.uint8).tobytes())
             tmp.replace(path)
         config["imagesUrl"] = f"/data/{path.name}"

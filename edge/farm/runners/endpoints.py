@@ -13,6 +13,7 @@ checks that every one of them has an entry here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -194,6 +195,31 @@ def connect(playwright, endpoint: str, profile=None):
             except PlaywrightError:
                 pass
         raise PlaywrightError(scrub(message, secrets)) from None
+
+
+#: What a failed connection says when the network, not the browser or the page, is at fault:
+#: the endpoint refused, reset or dropped the connection, or could not be reached.
+_CONNECTION_LOST = re.compile(
+    r"ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|socket hang up|"
+    r"[Cc]onnection (?:closed|refused|reset)|WebSocket (?:error|is not open|closed)|"
+    r"is unreachable", re.IGNORECASE)
+
+
+def connection_error(message: str | None) -> bool:
+    """Whether an error says the connection to an endpoint was lost or could not be made."""
+    return bool(message) and _CONNECTION_LOST.search(message) is not None
+
+
+def public_error(message: str, endpoint: str, profile=None) -> str:
+    """`message` fit for a record: without the endpoint's user name, password or query, and
+    without a credential the profile reads from the environment."""
+    message = redact(message, endpoint)
+    if getattr(profile, "farm", None) and _secrets(profile):
+        from playwright.sync_api import Error as PlaywrightError
+
+        with contextlib.suppress(PlaywrightError):
+            message = redact(message, farm_url(endpoint, profile))
+    return scrub(message, _secrets(profile))
 
 
 def release(browser) -> None:

@@ -1,7 +1,8 @@
 """The run over a matrix: which cells run in what order (host cells first, then each device's
 native and browser cells), the thread count of each browser cell, the run's noise probe and
 the calibration per device, one record per cell through the runner of its runtime
-(`edge.farm.runners.table.RUNNERS`).
+(`edge.farm.runners.table.RUNNERS`). Cells on this machine's CPU run one after another; each
+real device's cells run in a lane of their own, concurrently (`edge.farm.scheduling.lanes`).
 
 Interrupting a run loses nothing already written; `resume` finishes the missing cells of a run
 without duplicating any. A cell that cannot run is a record, never a crash of the matrix.
@@ -9,7 +10,9 @@ without duplicating any. A cell that cannot run is a record, never a crash of th
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from edge.farm.protocol.noise import NOISE_REPEATS, noise_spread
 from edge.farm.runners.base import Where
 from edge.farm.runners.table import noise_runners, runner_for
 from edge.farm.scheduling.interleaved import comparison_groups, measure_group
+from edge.farm.scheduling.lanes import RemoteLanes, Schedule, split_lanes
 from edge.farm.scheduling.matrix import Cell, Matrix
 
 
@@ -62,8 +66,9 @@ def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store,
     recorded in each record's provenance (the cells are the shard's already).
 
     Host cells run first (the emulated cells' achieved slowdown is their p50 against the host's
-    same cell), then each device's native and browser cells. Each cell records the competing
-    load measured during it."""
+    same cell), then each device's native and browser cells; a real device's cells run in its
+    own lane, concurrently (`edge.farm.scheduling.lanes`). Each cell records the competing load
+    measured during it and how it was scheduled."""
     from edge.farm.emulation.methods import choose_emulation
     from edge.results.store import cell_id, host_metadata
 
@@ -72,6 +77,7 @@ def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store,
     emulation = emulation or choose_emulation()
     bench = Bench(matrix, artifacts, store, results, run_id, protocol, catalog, host, console,
                   emulation=emulation, noise_repeats=noise_repeats, shard=shard)
+    bench.schedule = Schedule(catalog)
     cells = resolve_threads(cells, catalog, emulation)
     done = results.done_cells()
     pending = [c for c in cells if cell_id(**c.as_dict()) not in done]
@@ -92,9 +98,11 @@ def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store,
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as progress:
             task = progress.add_task("measuring", total=len(pending))
+            lock = threading.Lock()  # lanes finish cells from their own threads
 
             def finish(rec: dict) -> None:
-                counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+                with lock:
+                    counts[rec["status"]] = counts.get(rec["status"], 0) + 1
                 progress.advance(task)
                 lat = (rec.get("metrics") or {}).get("latency") or {}
                 figure = f"p50 {lat['p50']:.1f} ms" if lat else (rec.get("error") or "")[:80]
@@ -102,8 +110,13 @@ def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store,
                 if emu.get("achieved_slowdown"):
                     figure += (f"  x{emu['achieved_slowdown']:.2f} "
                                f"(target {emu['target_slowdown']:.2f})")
-                if (rec.get("load") or {}).get("busy"):
-                    figure += f"  BUSY host ({rec['load']['other_cores']:.2f} cores)"
+                load = rec.get("load") or {}
+                if load.get("busy"):
+                    why = [f"{load['other_cores']:.2f} cores"] \
+                        if load.get("other_cores") is not None else []
+                    if load.get("concurrent_cells"):
+                        why.append(f"{load['concurrent_cells']} concurrent cell(s)")
+                    figure += f"  BUSY host ({', '.join(why) or 'load unknown'})"
                 progress.console.print(escape(
                     f"  {rec['status']:11} {rec['cell_id']}  {figure}"))
 
@@ -151,10 +164,12 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
     browser_cells = [c for c in cells if not c.native]
     emulated = [c for c in cells if c.device != "host" and catalog.get(c.device) is not None
                 and catalog[c.device].emulated]
+    local, remote = split_lanes(cells, catalog)
     if not browser_cells and not emulated:
         where = Where()
         measure_noise(bench, cells, where)
-        _measure_all(bench, cells, where, checked, finish, catalog)
+        with RemoteLanes(bench, remote, checked, finish, measure_cell, None):
+            _measure_all(bench, local, where, checked, finish, catalog)
         return
     require_web_runtime()
     bench.data_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +190,9 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
             bench.targets[name] = cal.factor
             if cal.warning and any(c.device == name for c in cells):
                 bench.console.print(f"[yellow]warning:[/] {escape(cal.warning)}")
-        _measure_all(bench, cells, where, checked, finish, catalog)
+        # the real devices' lanes start once the host's index and noise are taken
+        with RemoteLanes(bench, remote, checked, finish, measure_cell, server.url, info):
+            _measure_all(bench, local, where, checked, finish, catalog)
 
 
 def _measure_all(bench: Bench, cells: list[Cell], where: Where, checked, finish,
@@ -190,13 +207,29 @@ def _measure_all(bench: Bench, cells: list[Cell], where: Where, checked, finish,
         if index is not None:
             if index not in done:
                 done.add(index)
-                measure_group(bench, groups[index], where, checked, finish, measure_cell)
+                with _in_flight(bench):
+                    measure_group(bench, groups[index], where, checked, finish, measure_cell)
             continue
         artifact = checked(cell)
         if artifact is None:
             continue
-        finish(measure_cell(bench, cell, artifact, where))
+        with _in_flight(bench):
+            rec = measure_cell(bench, cell, artifact, where)
+        finish(rec)
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _in_flight(bench: Bench):
+    """A cell or comparison group of the local lane in flight (`Schedule`)."""
+    if bench.schedule is None:
+        yield
+        return
+    bench.schedule.begin()
+    try:
+        yield
+    finally:
+        bench.schedule.end()
 
 
 def summary_table(records: list[dict]) -> Table:
