@@ -119,8 +119,12 @@ def _print_models(by: dict, models: list[str]) -> None:
         cells = []
         for v in TFLITE:
             rec = by.get((model, v, "litertjs-wasm"))
-            cells.append("-" if rec is None else f"{rec['status']} {_p50(rec) or 0:.1f} ms"
-                         if rec["status"] == "ok" else rec["status"])
+            if rec is None:
+                cells.append("-")
+            elif rec["status"] == "ok":
+                cells.append(f"ok {_p50(rec):.1f} ms")
+            else:
+                cells.append(rec["status"])
         print(f"{model:30} " + " ".join(f"{c:24}" for c in cells))
     for rec in by.values():
         if rec["status"] != "ok":

@@ -145,12 +145,12 @@ def litert_webgpu_row(check: dict, adapter: dict) -> tuple[str, bool, str, str]:
         return (name, False, str(check["error"]),
                 "needs a WebGPU adapter (a GPU, or Chromium's SwiftShader fallback with "
                 "--enable-unsafe-webgpu, which edge passes): without one, no cell")
-    described = " ".join(str(adapter.get(k)) for k in ("vendor", "architecture", "description")
-                         if adapter.get(k)) or "adapter not described"
-    software = bool(adapter.get("isFallbackAdapter")) or "swiftshader" in described.lower()
-    return (name, True, f"initialises on {described}" + (
-        " (software: the host's rasterizer, never a phone GPU estimate)" if software else ""),
-            "")
+    from edge.farm.runners.browser import gpu_field
+
+    gpu = gpu_field("litertjs-webgpu", {"webgpu": adapter})  # as its cells' records say it
+    return (name, True, f"initialises on {gpu['renderer'] or 'an adapter it does not describe'}"
+            + (" (software: the host's rasterizer, never a phone GPU estimate)"
+               if gpu["software"] else ""), "")
 
 
 def ort_row(check: dict) -> tuple[str, bool, str, str]:

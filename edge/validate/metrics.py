@@ -16,30 +16,23 @@ import numpy as np
 _CHUNK = 1 << 22
 
 
-def _sum_squares(x: np.ndarray, centre: float = 0.0) -> float:
-    """Sum of (x - centre)² accumulated in float64, chunk by chunk."""
-    flat = x.reshape(-1)
+def _sum_squares(x: np.ndarray, minus: np.ndarray | float = 0.0) -> float:
+    """Sum of (x - minus)² (`minus` an array of x's shape, or a number) accumulated in float64,
+    chunk by chunk."""
+    flat = np.asarray(x).reshape(-1)
+    other = np.asarray(minus).reshape(-1) if np.ndim(minus) else None
     total = 0.0
     for start in range(0, flat.size, _CHUNK):
         c = flat[start:start + _CHUNK].astype(np.float64)
-        if centre:
-            c -= centre
+        c -= other[start:start + _CHUNK] if other is not None else float(minus)
         total += float(np.dot(c, c))
     return total
 
 
 def snr_db(reference: np.ndarray, variant: np.ndarray) -> float:
     """Signal-to-noise ratio of the variant's output in dB, signal centred on its mean."""
-    ref = np.asarray(reference)
-    var = np.asarray(variant)
-    mean = float(np.mean(ref, dtype=np.float64))
-    signal = _sum_squares(ref, mean)
-    noise = 0.0
-    flat_r, flat_v = ref.reshape(-1), var.reshape(-1)
-    for start in range(0, flat_r.size, _CHUNK):
-        d = (flat_r[start:start + _CHUNK].astype(np.float64)
-             - flat_v[start:start + _CHUNK].astype(np.float64))
-        noise += float(np.dot(d, d))
+    signal = _sum_squares(reference, float(np.mean(reference, dtype=np.float64)))
+    noise = _sum_squares(reference, variant)
     if noise == 0:
         return float("inf")
     if signal == 0:

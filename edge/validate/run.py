@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.convert.cache import Store
-from edge.convert.reference import cached_reference_outputs, load_reference_outputs
+from edge.convert.reference import cached_reference_outputs
 from edge.errors import ValidationError
 from edge.garden.base import HEADLINE_METRIC, Preprocessing
 from edge.validate.metrics import METRICS, judge
@@ -114,11 +114,9 @@ def several_outputs(manifest: dict) -> str | None:
     return None
 
 
-def validate_artifact(store: Store, key: str, force: bool = False,
-                      load_reference=None) -> Fidelity:
+def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
     """Fidelity of one built artifact; cached in its manifest per runtime version and
-    thresholds. `load_reference(ref_dir)` -> (images, outputs): default
-    `load_reference_outputs`."""
+    thresholds."""
     manifest = store.read("artifacts", key)
     thresholds = current_thresholds(manifest)
     target, variant = manifest["target"], manifest["variant"]["name"]
@@ -139,7 +137,7 @@ def validate_artifact(store: Store, key: str, force: bool = False,
     else:
         started = time.perf_counter()
         ref_dir = store.path("references", manifest["reference"]["key"])
-        images, ref_out = (load_reference or load_reference_outputs)(ref_dir)
+        images, ref_out = cached_reference_outputs(ref_dir)
         inputs = Preprocessing(tuple(manifest["model"]["mean"]),
                                tuple(manifest["model"]["std"])).apply(images)
         try:
@@ -170,8 +168,7 @@ def validate_all(store: Store, keys: list[str], force: bool = False,
     order = sorted(range(len(keys)), key=lambda i: (reference_of(keys[i]), i))
     results: list[Fidelity | None] = [None] * len(keys)
     for i in order:
-        fid = validate_artifact(store, keys[i], force=force,
-                                load_reference=cached_reference_outputs)
+        fid = validate_artifact(store, keys[i], force=force)
         results[i] = fid
         if on_done:
             on_done(fid)

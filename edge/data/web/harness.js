@@ -170,6 +170,13 @@
     }
   }
 
+  // Why a WebGPU runtime cannot run here (no adapter), or null: never a silent fallback to the
+  // CPU, no adapter means no cell.
+  async function webgpuMissing() {
+    const probe = await webgpuProbe();
+    return probe.available ? null : `backend webgpu unavailable: ${probe.error}`;
+  }
+
   async function selectBackend(config) {
     if (isLiteRt(config)) return selectLiteRt(config);
     if (isOrt(config)) return selectOrt(config);
@@ -284,9 +291,8 @@
   async function selectLiteRt(config) {
     litertAccelerator = LITERT_ACCELERATORS[config.runtime];
     if (litertAccelerator === 'webgpu') {
-      // Never a silent fallback to the CPU: no adapter, no cell.
-      const probe = await webgpuProbe();
-      if (!probe.available) return `backend webgpu unavailable: ${probe.error}`;
+      const missing = await webgpuMissing();
+      if (missing) return missing;
     }
     if (litert && litert.error) return `LiteRT.js unavailable: ${litert.error}`;
     if (litert) return null;
@@ -458,9 +464,8 @@
     if (ortState && ortState.error) return `ONNX Runtime Web unavailable: ${ortState.error}`;
     if (ortState) return null;
     if (ORT_PROVIDERS[config.runtime] === 'webgpu') {
-      // Never a silent fallback to the CPU: no adapter, no cell.
-      const probe = await webgpuProbe();
-      if (!probe.available) return `backend webgpu unavailable: ${probe.error}`;
+      const missing = await webgpuMissing();
+      if (missing) return missing;
     }
     ortState = { ort: null, version: null, provider: ORT_PROVIDERS[config.runtime], threadsConfigured: null, error: null };
     try {
