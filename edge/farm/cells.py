@@ -20,7 +20,7 @@ import numpy as np
 from rich.markup import escape
 
 from edge.convert.cache import Store, sha256_file
-from edge.convert.reference import cached_reference_outputs, load_reference_outputs
+from edge.convert.reference import load_reference_outputs
 from edge.validate.metrics import METRICS, judge
 from edge.validate.run import current_thresholds, several_outputs
 from edge.variants import explain_failure
@@ -66,7 +66,7 @@ def fidelity_of(outputs: list[np.ndarray], artifact: Artifact, store: Store) -> 
         return None
     if several_outputs(artifact.manifest):
         return {"status": "n/a", "figures": {}, "reasons": [several_outputs(artifact.manifest)]}
-    _, ref_out = cached_reference_outputs(store.path("references", ref["key"]))
+    _, ref_out = load_reference_outputs(store.path("references", ref["key"]))
     k = min(len(outputs), len(ref_out))
     got = np.concatenate([o.reshape((1, *ref_out.shape[1:])) for o in outputs[:k]])
     task = artifact.manifest["model"]["task"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.convert.cache import Store
-from edge.convert.reference import cached_reference_outputs
+from edge.convert.reference import load_reference_outputs
 from edge.errors import ValidationError
 from edge.garden.base import HEADLINE_METRIC, Preprocessing
 from edge.validate.metrics import METRICS, judge
@@ -137,7 +137,7 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
     else:
         started = time.perf_counter()
         ref_dir = store.path("references", manifest["reference"]["key"])
-        images, ref_out = cached_reference_outputs(ref_dir)
+        images, ref_out = load_reference_outputs(ref_dir)
         inputs = Preprocessing(tuple(manifest["model"]["mean"]),
                                tuple(manifest["model"]["std"])).apply(images)
         try:
