@@ -263,3 +263,58 @@ def test_a_group_on_the_host_and_an_emulated_phone_is_measured_in_turns(group_ga
         assert emu["quota_us"] == rec["metrics"]["interleaved"]["quota_us"]
         # physics: a phone emulated several times slower than the host is slower
         assert emu["target_slowdown"] > 2 and emu["achieved_vs_host"] > 1.5, emu
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("interleave", [True, False])
+def test_a_rule_with_interleave_false_measures_its_cells_alone(group_garden, tmp_path,
+                                                               interleave):
+    """The same two host cells form one comparison group, or are measured one after another
+    when their only rule says `interleave = false`."""
+    from rich.console import Console
+
+    from edge.convert.cache import Store
+    from edge.convert.pipeline import artifacts_for
+    from edge.farm.emulation.devices import load_catalog
+    from edge.farm.emulation.methods import choose_emulation
+    from edge.farm.protocol.protocol import Protocol
+    from edge.farm.scheduling.matrix import load_matrix
+    from edge.farm.scheduling.run import run_matrix
+    from edge.results.store import ResultStore
+
+    build_dir = group_garden["build_dir"]
+    slug = group_garden["targets"][0].slug
+    path = tmp_path / "m.toml"
+    path.write_text(f"""
+[build]
+models = ["mobilenet_v2"]
+variants = ["tflite-fp32", "tflite-fp16"]
+build_dir = "{build_dir}"
+[bench]
+fidelity_images = 1
+[[bench.cells]]
+runtimes = ["litert"]
+threads = [1]
+interleave = {str(interleave).lower()}
+""")
+    matrix = load_matrix(path, device_names=["host"])
+    cells = matrix.cells("default", [slug])
+    assert len(cells) == 2
+    assert matrix.alone_cells == (frozenset() if interleave else frozenset(cells))
+    store = Store(build_dir)
+    artifacts = artifacts_for(group_garden["targets"], store,
+                              {(c.model, c.variant) for c in cells})
+    results = ResultStore(tmp_path / "run")
+    protocol = Protocol(warmup=1, max_warmup_seconds=0.5, min_runs=10, min_seconds=0.1,
+                        max_seconds=0.5, timeout_s=60)
+    emulation = choose_emulation()
+    try:
+        run_matrix(matrix, cells, artifacts, store, results, "alone", protocol,
+                   load_catalog(), Console(quiet=True), emulation=emulation, noise_repeats=0)
+    finally:
+        emulation.close()
+    recs = results.records()
+    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
+    for rec in recs:
+        assert ("interleaved" in rec["metrics"]) is interleave
+        assert rec["metrics"]["latency"]["n"] >= 10

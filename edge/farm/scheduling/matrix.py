@@ -6,6 +6,10 @@ with the package (`edge/data/device_matrix.toml`, `default_matrix_path`). Each `
 rule is a small cross product (globs allowed for models and variants); the matrix is the union of
 the rules, deduplicated. Presets: `default` (the file's rules), `full` (every variant on every
 runtime that runs its format, on every device of `bench.devices`), `smoke` (a few minutes).
+A rule with `interleave = false` has its cells measured alone, one after another, rather than
+in a comparison group with the other variants of their model (cheaper; their comparisons then
+carry the run's drift, which the noise check measures); a cell that another rule also gives is
+interleaved.
 
 A `[build] models` entry is a garden name (`NAME:key=value,...`) or the path of the user's own
 model (relative to the working directory, like `build_dir`): a .keras/.h5 file, a SavedModel
@@ -35,7 +39,7 @@ _BUILD_KEYS = {"models": list, "variants": list, "jobs": int, "build_dir": str}
 _BENCH_KEYS = {"devices": list, "protocol": (str, dict), "reports_dir": str, "threads": list,
                "cells": list, "fidelity_images": int}
 _RULE_KEYS = {"models": list, "variants": list, "runtimes": list, "devices": list,
-              "threads": list}
+              "threads": list, "interleave": bool}
 
 
 @dataclass(frozen=True, order=True)
@@ -71,6 +75,9 @@ class Matrix:
     threads: list[int] = field(default_factory=lambda: [2])
     rules: list[dict] = field(default_factory=list)
     fidelity_images: int = 4
+    #: The cells of the last `cells` call that only rules with `interleave = false` give: each
+    #: is measured alone, never in a comparison group (`edge.farm.scheduling.interleaved`).
+    alone_cells: frozenset = frozenset()
 
     def cells(self, preset: str = "default", model_slugs: list[str] | None = None) -> list[Cell]:
         """Expand the rules (or a preset) into cells. `model_slugs` are the built targets'
@@ -96,8 +103,18 @@ class Matrix:
         else:
             rules = self.rules
         cells: set[Cell] = set()
+        alone: set[Cell] = set()
         for rule in rules:
-            cells.update(_expand(rule, slugs, self.variants, self.devices, self.threads))
+            expanded = _expand(rule, slugs, self.variants, self.devices, self.threads)
+            cells.update(expanded)
+            if rule.get("interleave", True) is False:
+                alone.update(expanded)
+        interleaved = set()
+        for rule in rules:
+            if rule.get("interleave", True) is not False:
+                interleaved.update(_expand(rule, slugs, self.variants, self.devices,
+                                           self.threads))
+        self.alone_cells = frozenset(alone - interleaved)
         order = {s: i for i, s in enumerate(slugs)}
         return sorted(cells, key=lambda c: (not c.native, c.device, order[c.model], c.variant,
                                             c.runtime, c.threads or 0))

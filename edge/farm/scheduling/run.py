@@ -199,7 +199,8 @@ def _measure_all(bench: Bench, cells: list[Cell], where: Where, checked, finish,
                  catalog: dict) -> None:
     """Every cell, in order; a comparison group (`edge.farm.scheduling.interleaved`) where its
     first cell comes."""
-    groups = comparison_groups(cells, catalog, bench.emulation)
+    groups = comparison_groups(cells, catalog, bench.emulation,
+                               alone=getattr(bench.matrix, "alone_cells", frozenset()))
     group_of = {c: i for i, g in enumerate(groups) for c in g}
     done: set[int] = set()
     for cell in cells:
