@@ -383,8 +383,8 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
     variants = list(dict.fromkeys([*settings.variants, *(v for t in targets for v in t.variants)]))
     scoped = dataclasses.replace(matrix, models=settings.models, variants=variants)
     own = {t.slug: set(t.variants) for t in targets}
-    every_cell = [c for c in scoped.cells(settings.preset, [t.slug for t in targets])
-                  if c.variant in own[c.model]]
+    slugs = [t.slug for t in targets]
+    every_cell = [c for c in scoped.cells(settings.preset, slugs) if c.variant in own[c.model]]
     every_cell = _built_user_cells(every_cell, targets, matrix.build_dir, console)
     shard = parse_shard(settings.shard) if settings.shard else None
     cells = shard_cells(every_cell, shard, catalog)
@@ -413,7 +413,8 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
     emulation = choose_emulation()
     try:
         run_matrix(scoped, cells, artifacts, store, results, settings.run_id, settings.protocol,
-                   catalog, console, emulation=emulation, shard=settings.shard)
+                   catalog, console, emulation=emulation, shard=settings.shard,
+                   alone=scoped.alone_cells(settings.preset, slugs))
     finally:
         emulation.close()
     records = results.records()

@@ -266,9 +266,13 @@ def test_a_group_on_the_host_and_an_emulated_phone_is_measured_in_turns(group_ga
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("interleave", [True, False])
+@pytest.mark.parametrize("runtime,interleave", [
+    ("litert", True), ("litert", False),
+    # a browser rule leaves the thread count to the run: its cells must stay alone after that
+    pytest.param("litertjs-wasm", False, marks=pytest.mark.browser),
+])
 def test_a_rule_with_interleave_false_measures_its_cells_alone(group_garden, tmp_path,
-                                                               interleave):
+                                                               runtime, interleave):
     """The same two host cells form one comparison group, or are measured one after another
     when their only rule says `interleave = false`."""
     from rich.console import Console
@@ -293,14 +297,16 @@ build_dir = "{build_dir}"
 [bench]
 fidelity_images = 1
 [[bench.cells]]
-runtimes = ["litert"]
-threads = [1]
+runtimes = ["{runtime}"]
+devices = ["host"]
+{"threads = [1]" if runtime == "litert" else ""}
 interleave = {str(interleave).lower()}
 """)
     matrix = load_matrix(path, device_names=["host"])
     cells = matrix.cells("default", [slug])
+    alone = matrix.alone_cells("default", [slug])
     assert len(cells) == 2
-    assert matrix.alone_cells == (frozenset() if interleave else frozenset(cells))
+    assert alone == (frozenset() if interleave else frozenset(cells))
     store = Store(build_dir)
     artifacts = artifacts_for(group_garden["targets"], store,
                               {(c.model, c.variant) for c in cells})
@@ -310,7 +316,8 @@ interleave = {str(interleave).lower()}
     emulation = choose_emulation()
     try:
         run_matrix(matrix, cells, artifacts, store, results, "alone", protocol,
-                   load_catalog(), Console(quiet=True), emulation=emulation, noise_repeats=0)
+                   load_catalog(), Console(quiet=True), emulation=emulation, noise_repeats=0,
+                   alone=alone)
     finally:
         emulation.close()
     recs = results.records()

@@ -154,48 +154,13 @@ runtimes = ["litert"]
 interleave = false
 """)
     matrix = load_matrix(path, device_names=DEVICES)
-    cells = matrix.cells("default", ["mobilenet_v2", "psenet"])
-    assert len(cells) == 4
-    assert {(c.model, c.variant) for c in matrix.alone_cells} == {
+    slugs = ["mobilenet_v2", "psenet"]
+    assert len(matrix.cells("default", slugs)) == 4
+    assert {(c.model, c.variant) for c in matrix.alone_cells("default", slugs)} == {
         ("psenet", "tflite-fp32"), ("psenet", "tflite-fp16")}
     # the full preset's cross product has no rules to say so: every group is interleaved
-    matrix.cells("full", ["mobilenet_v2", "psenet"])
-    assert matrix.alone_cells == frozenset()
+    assert matrix.alone_cells("full", slugs) == frozenset()
     bad = write(tmp_path, "[build]\n[[bench.cells]]\nruntimes = ['litert']\ninterleave = 'no'\n")
     with pytest.raises(EdgeError, match=r"#1\] interleave must be bool, got str"):
         load_matrix(bad, device_names=DEVICES)
 
-
-def test_browser_cells_of_interleave_false_rules_stay_alone_once_the_run_gives_threads(
-        tmp_path):
-    """Browser rules leave the thread count to the run (`resolve_threads`); the cells must
-    still be measured alone after that."""
-    from edge.farm.emulation.devices import load_catalog
-    from edge.farm.emulation.methods import choose_emulation
-    from edge.farm.scheduling.interleaved import comparison_groups
-    from edge.farm.scheduling.run import resolve_threads
-
-    catalog = load_catalog()
-    emulation = choose_emulation()
-    got = {}
-    try:
-        for flag in ("true", "false"):
-            path = tmp_path / f"{flag}.toml"
-            path.write_text(f"""
-[build]
-models = ["mobilenet_v2"]
-variants = ["tflite-fp32", "tflite-fp16"]
-[[bench.cells]]
-runtimes = ["litertjs-wasm"]
-devices = ["host"]
-interleave = {flag}
-""")
-            matrix = load_matrix(path, device_names=DEVICES)
-            cells = resolve_threads(matrix.cells("default", ["mobilenet_v2"]), catalog,
-                                    emulation)
-            assert all(c.threads for c in cells)
-            got[flag] = comparison_groups(cells, catalog, emulation, alone=matrix.alone_cells)
-    finally:
-        emulation.close()
-    assert [len(g) for g in got["true"]] == [2]
-    assert got["false"] == []

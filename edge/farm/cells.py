@@ -127,6 +127,9 @@ class Bench:
         self.noise_repeats = noise_repeats  # fresh pages/workers of the noise probe (< 2: none)
         self._host_p50: dict[str, float] | None = None  # host cell id -> p50, read lazily
         self.shard = shard  # "i/n" of a sharded run (`edge bench --shard`), else None
+        #: The cells measured alone, never in a comparison group (`Matrix.alone_cells`, with
+        #: the thread counts the run gave them).
+        self.alone: frozenset = frozenset()
         #: What each lane (thread) of the run is doing: `held` and `deferred` are per lane.
         self._lane = threading.local()
         #: The run's schedule (`edge.farm.scheduling.lanes.Schedule`): adds each record's

@@ -160,8 +160,8 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
 def validate_all(store: Store, keys: list[str], force: bool = False,
                  on_done=None) -> list[Fidelity]:
     """`validate_artifact` for each key (results in the keys' order). The variants of one
-    reference are checked one after another, its outputs read once (a segmentation
-    reference's can be hundreds of MB)."""
+    reference are checked one after another, while its outputs (hundreds of MB for a
+    segmentation reference, memory-mapped) are still in the page cache."""
     def reference_of(key: str) -> str:
         return (store.read("artifacts", key).get("reference") or {}).get("key") or ""
 

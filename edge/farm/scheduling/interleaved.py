@@ -43,13 +43,10 @@ def comparison_groups(cells: list[Cell], catalog: dict, emulation,
     """The run's comparison groups, in the order of their first cell: cells of one model,
     runtime and thread count on the host or on a phone emulated by CPU bandwidth control, of a
     runtime that can time a loaded model on request, except the cells to be measured `alone`
-    (the matrix's `interleave = false` rules; a browser cell there may have no thread count
-    yet, the run gives it one); only groups of two or more cells."""
-    alone_keys = {(c.model, c.variant, c.runtime, c.device, c.threads) for c in alone}
+    (the matrix's `interleave = false` rules); only groups of two or more cells."""
     groups: dict[tuple, list[Cell]] = {}
     for c in cells:
-        if not alone_keys.isdisjoint({(c.model, c.variant, c.runtime, c.device, t)
-                                      for t in (c.threads, None)}):
+        if c in alone:
             continue
         runner = runner_for(c.runtime)
         profile = catalog.get(c.device)

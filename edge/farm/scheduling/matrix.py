@@ -75,14 +75,29 @@ class Matrix:
     threads: list[int] = field(default_factory=lambda: [2])
     rules: list[dict] = field(default_factory=list)
     fidelity_images: int = 4
-    #: The cells of the last `cells` call that only rules with `interleave = false` give: each
-    #: is measured alone, never in a comparison group (`edge.farm.scheduling.interleaved`).
-    alone_cells: frozenset = frozenset()
 
     def cells(self, preset: str = "default", model_slugs: list[str] | None = None) -> list[Cell]:
         """Expand the rules (or a preset) into cells. `model_slugs` are the built targets'
         slugs, in the order of `models`; default: the model arguments themselves."""
         slugs = model_slugs or list(self.models)
+        cells = {c for _, expanded in self._expanded(preset, slugs) for c in expanded}
+        order = {s: i for i, s in enumerate(slugs)}
+        return sorted(cells, key=lambda c: (not c.native, c.device, order[c.model], c.variant,
+                                            c.runtime, c.threads or 0))
+
+    def alone_cells(self, preset: str = "default",
+                    model_slugs: list[str] | None = None) -> frozenset[Cell]:
+        """The cells of `cells` that only rules with `interleave = false` give: each is measured
+        alone, never in a comparison group (`edge.farm.scheduling.interleaved`). None for the
+        full and smoke presets, which have no such rules."""
+        alone: set[Cell] = set()
+        interleaved: set[Cell] = set()
+        for rule, expanded in self._expanded(preset, model_slugs or list(self.models)):
+            (alone if rule.get("interleave", True) is False else interleaved).update(expanded)
+        return frozenset(alone - interleaved)
+
+    def _expanded(self, preset: str, slugs: list[str]) -> list[tuple[dict, list[Cell]]]:
+        """Each rule of the preset with the cells it gives."""
         if preset not in PRESETS:
             raise EdgeError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
         if preset == "full":
@@ -102,22 +117,8 @@ class Matrix:
                       "threads": self.threads[:1]}]
         else:
             rules = self.rules
-        cells: set[Cell] = set()
-        alone: set[Cell] = set()
-        for rule in rules:
-            expanded = _expand(rule, slugs, self.variants, self.devices, self.threads)
-            cells.update(expanded)
-            if rule.get("interleave", True) is False:
-                alone.update(expanded)
-        interleaved = set()
-        for rule in rules:
-            if rule.get("interleave", True) is not False:
-                interleaved.update(_expand(rule, slugs, self.variants, self.devices,
-                                           self.threads))
-        self.alone_cells = frozenset(alone - interleaved)
-        order = {s: i for i, s in enumerate(slugs)}
-        return sorted(cells, key=lambda c: (not c.native, c.device, order[c.model], c.variant,
-                                            c.runtime, c.threads or 0))
+        return [(rule, _expand(rule, slugs, self.variants, self.devices, self.threads))
+                for rule in rules]
 
 
 def _match(patterns: list[str], names: list[str]) -> list[str]:

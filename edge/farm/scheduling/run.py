@@ -61,9 +61,11 @@ def measure_cell(bench: Bench, cell: Cell, artifact: Artifact, where: Where) -> 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store, results,
                run_id: str, protocol, catalog: dict, console, emulation=None,
-               noise_repeats: int = NOISE_REPEATS, shard: str | None = None) -> dict:
+               noise_repeats: int = NOISE_REPEATS, shard: str | None = None,
+               alone: frozenset = frozenset()) -> dict:
     """Measure every cell not yet in `results`; returns counts by status. `shard` ("i/n") is
-    recorded in each record's provenance (the cells are the shard's already).
+    recorded in each record's provenance (the cells are the shard's already). The `alone` cells
+    (`Matrix.alone_cells`) are measured alone, never in a comparison group.
 
     Host cells run first (the emulated cells' achieved slowdown is their p50 against the host's
     same cell), then each device's native and browser cells; a real device's cells run in its
@@ -79,6 +81,7 @@ def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store,
                   emulation=emulation, noise_repeats=noise_repeats, shard=shard)
     bench.schedule = Schedule(catalog)
     cells = resolve_threads(cells, catalog, emulation)
+    bench.alone = frozenset(resolve_threads(list(alone), catalog, emulation))
     done = results.done_cells()
     pending = [c for c in cells if cell_id(**c.as_dict()) not in done]
     if not pending:
@@ -199,8 +202,7 @@ def _measure_all(bench: Bench, cells: list[Cell], where: Where, checked, finish,
                  catalog: dict) -> None:
     """Every cell, in order; a comparison group (`edge.farm.scheduling.interleaved`) where its
     first cell comes."""
-    groups = comparison_groups(cells, catalog, bench.emulation,
-                               alone=getattr(bench.matrix, "alone_cells", frozenset()))
+    groups = comparison_groups(cells, catalog, bench.emulation, alone=bench.alone)
     group_of = {c: i for i, g in enumerate(groups) for c in g}
     done: set[int] = set()
     for cell in cells:
