@@ -78,8 +78,18 @@ def model_options(fn):
         click.option("--std", type=float, default=127.5, show_default=True,
                      help="Preprocessing of --model: (pixel - mean) / std."),
         click.option("--images", type=click.Path(path_type=Path),
-                     help="Folder of images for the representative dataset and fidelity "
-                     "(default: the task's synthetic evaluation set)."),
+                     help="Folder of unlabelled images for the int8 representative dataset "
+                     "and fidelity (default: synthetic images of the task). --eval-data wins "
+                     "when both are given."),
+        click.option("--eval-data", type=click.Path(path_type=Path), metavar="DIR",
+                     help="Labelled images (classification: one folder per class; "
+                     "segmentation: images/ + masks/; text detection: images/ + boxes/ with "
+                     "x1,y1,...,x4,y4 lines): 20 % (at most 100) calibrate int8, the rest "
+                     "give task accuracy and fidelity. Wins over --images."),
+        click.option("--untrained", is_flag=True,
+                     help="Garden models with random weights (batch-norm statistics "
+                     "calibrated on the evaluation inputs), not trained on their synthetic "
+                     "task; no task accuracy. --tiny models are always untrained."),
         click.option("--variants", callback=_variants, metavar="A,B,...",
                      help="Variants to build (default: every supported one)."),
         click.option("--weights", type=click.Path(path_type=Path),
@@ -98,21 +108,29 @@ def model_options(fn):
 
 
 def _targets(models, model_path, task, input_size, mean, std, images, variants, weights,
-             seed, tiny, **_):
+             seed, tiny, eval_data=None, untrained=False, **_):
     from edge.convert.targets import user_target
     from edge.workflow import garden_targets
 
+    if eval_data is not None and not eval_data.is_dir():
+        raise EdgeError(f"--eval-data: folder not found: {eval_data}")
+    if eval_data is not None and images is not None:
+        click.echo(f"--eval-data {eval_data} wins over --images {images}: calibration and "
+                   "fidelity use the labelled images", err=True)
+        images = None
     if model_path is not None:
         if models:
             raise EdgeError("give either garden MODEL arguments or --model PATH, not both")
         return [user_target(model_path, task=task, input_size=input_size,
                             images=str(images) if images else None, mean=mean, std=std,
-                            variants=variants)]
+                            variants=variants, eval_data=str(eval_data) if eval_data else None)]
     if images is not None and not images.is_dir():
         raise EdgeError(f"--images: folder not found: {images}")
     return garden_targets(models, tiny=tiny, seed=seed,
                           weights=str(weights) if weights else None,
-                          images=str(images) if images else None, variants=variants)
+                          images=str(images) if images else None, variants=variants,
+                          trained=False if untrained else None,
+                          eval_data=str(eval_data) if eval_data else None)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -241,8 +259,10 @@ def validate(force, allow_fail, **opts):
 @click.option("--images", type=click.Path(path_type=Path),
               help="Image folder of --model, as given to `edge build` (its representative "
               "dataset and fidelity inputs).")
+@click.option("--eval-data", type=click.Path(path_type=Path), metavar="DIR",
+              help="Labelled data of --model, as given to `edge build`.")
 def bench(matrix, preset, resume, tiny, shard, catalog, model_paths, task, input_size, mean,
-          std, images):
+          std, images, eval_data):
     """Measure built variants on device profiles: browsers (TF.js, tfjs-tflite) and TFLite.
 
     Writes one JSON Lines record per cell to reports/<run-id>/results.jsonl. Run `edge build`
@@ -268,7 +288,7 @@ def bench(matrix, preset, resume, tiny, shard, catalog, model_paths, task, input
     loaded = load_matrix(matrix, device_names=devices)
     if model_paths:
         loaded = with_user_models(loaded, model_paths, task=task, input_size=input_size,
-                                  mean=mean, std=std, images=images)
+                                  mean=mean, std=std, images=images, eval_data=eval_data)
     measure(loaded, preset=preset, tiny=tiny,
             resume=resume, shard=shard, catalog=str(catalog.resolve()) if catalog else None)
 

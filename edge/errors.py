@@ -27,3 +27,8 @@ class ValidationError(EdgeError):
         self.failures = list(failures)
         lines = "\n".join(f"  - {f}" for f in self.failures)
         super().__init__(f"{len(self.failures)} variant(s) failed fidelity:\n{lines}")
+
+
+class EvalDataError(EdgeError):
+    """A labelled data folder (`--eval-data`) is missing, laid out wrongly or has a bad file;
+    the message names the file."""

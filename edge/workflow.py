@@ -49,16 +49,21 @@ def make_console(stderr: bool = False) -> Console:
 
 def garden_targets(models: Sequence[str] = (), *, tiny: bool = False, seed: int = 0,
                    weights: str | None = None, images: str | None = None,
-                   variants: Sequence[str] | None = None) -> list[Target]:
+                   variants: Sequence[str] | None = None, trained: bool | None = None,
+                   eval_data: str | None = None) -> list[Target]:
     """Targets for garden model arguments (`NAME[:key=value,...]`); none means the default
-    garden. With `tiny`, each spec's test-size configuration fills unspecified parameters."""
+    garden. With `tiny`, each spec's test-size configuration fills unspecified parameters.
+    Models are trained on their synthetic task unless `trained` is False; tiny ones (the test
+    suite's) are not unless `trained` is True."""
+    trained = (not tiny) if trained is None else trained
     targets = []
     for text in models or DEFAULT_GARDEN:
         config = resolve(text)
         if tiny:
             config = config.spec.resolve({**config.spec.tiny, **_explicit(text)})
         targets.append(garden_target(config, seed=seed, weights=weights, images=images,
-                                     variants=tuple(variants) if variants else None))
+                                     variants=tuple(variants) if variants else None,
+                                     trained=trained, eval_data=eval_data))
     return targets
 
 
@@ -96,6 +101,8 @@ def build_command(target: Target, build_dir: Path = DEFAULT_BUILD_DIR) -> str:
             command += f" --std {target.std[0]:g}"
         if target.images:
             command += f" --images {target.images}"
+        if target.eval_data:
+            command += f" --eval-data {target.eval_data}"
     if Path(build_dir) != DEFAULT_BUILD_DIR:
         command += f" --build-dir {build_dir}"
     return command
@@ -138,7 +145,7 @@ def build(targets: Sequence[Target], build_dir: Path = DEFAULT_BUILD_DIR, jobs: 
     started = time.perf_counter()
     store = Store(Path(build_dir))
     plan = pipeline.plan(targets, store)
-    total = len(plan.references) + len(plan.artifacts)
+    total = len(plan.trainings) + len(plan.references) + len(plan.artifacts)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False,
                   disable=plan.to_convert == 0) as progress:
@@ -200,6 +207,76 @@ def variants_table(keys: Sequence[str], build_dir: Path = DEFAULT_BUILD_DIR) -> 
     return table
 
 
+def accuracy_table(keys: Sequence[str], build_dir: Path = DEFAULT_BUILD_DIR) -> Table | None:
+    """Task accuracy on labelled held-out images: per model the float32 figure (95 % bootstrap
+    interval) against the garden's target, then each variant's figure, drop against float32
+    (paired bootstrap interval) and verdict. None when no reference has labels."""
+    from edge.garden.training import ACCURACY_TARGETS
+
+    store = Store(Path(build_dir))
+    rows: dict[str, list] = {}
+    refs: dict[str, dict] = {}
+    for key in keys:
+        m = store.read("artifacts", key)
+        ref_key = (m.get("reference") or {}).get("key")
+        if not ref_key or not store.has("references", ref_key):
+            continue
+        ref = store.read("references", ref_key)
+        if not ref.get("accuracy"):
+            continue
+        refs.setdefault(ref_key, ref)
+        rows.setdefault(ref_key, []).append(m)
+    if not refs:
+        return None
+    table = Table(title="task accuracy (held-out, labelled)")
+    for col in ("model", "variant", "metric", "accuracy", "95% CI", "drop (points)",
+                "drop 95% CI", "verdict"):
+        table.add_column(col, no_wrap=True,
+                         justify="right" if col in ("accuracy", "95% CI", "drop (points)",
+                                                    "drop 95% CI") else "left")
+    styles = {"pass": "green", "fail": "red"}
+    for ref_key, ref in refs.items():
+        acc = ref["accuracy"]
+        target = ACCURACY_TARGETS.get(ref["task"]) if ref.get("training") else None
+        met = "" if target is None else (
+            f"[green]target {target:.2f} met[/]" if acc["value"] >= target
+            else f"[red]below target {target:.2f} by {target - acc['value']:.3f}[/]")
+        lo, hi = acc["interval"]
+        table.add_row(escape(ref["target"]), "float32 (reference)", acc["metric"],
+                      f"{acc['value']:.3f}", f"{lo:.3f}-{hi:.3f}", "", "", met)
+        for m in rows[ref_key]:
+            fid = m.get("fidelity") or {}
+            a = fid.get("accuracy")
+            if not a:
+                why = ("in the browser" if m["format"] == "tfjs"
+                       else fid.get("status", "not validated"))
+                table.add_row("", m["variant"]["name"], acc["metric"], "-", "", "", "",
+                              f"[dim]{escape(why)}[/]")
+                continue
+            dlo, dhi = a["drop_interval"]
+            table.add_row("", m["variant"]["name"], a["metric"], f"{a['value']:.3f}", "",
+                          f"{100 * a['drop']:+.1f}", f"{100 * dlo:+.1f} to {100 * dhi:+.1f}",
+                          f"[{styles.get(a['verdict'], 'dim')}]{a['verdict']}[/] "
+                          f"(keeps {a['value'] / a['reference']:.1%}, needs "
+                          f"{a['fraction']:.0%})" if a["reference"] else a["verdict"])
+    sources = sorted({ref["accuracy"]["data"] for ref in refs.values()})
+    table.caption = "data: " + "; ".join(escape(s) for s in sources)
+    return table
+
+
+def training_line(summary: BuildSummary) -> str | None:
+    """What the build trained, and in how long; None when no model is trained."""
+    jobs = [o for o in summary.outcomes if o.job.kind == "training"]
+    if not jobs:
+        return None
+    built = [o for o in jobs if o.status == "built"]
+    if not built:
+        return f"training: nothing to train ({len(jobs)} trained model(s) cached)"
+    parts = ", ".join(f"{o.job.target.slug} {o.seconds:.0f} s" for o in built)
+    return (f"training: {len(built)} model(s) in {sum(o.seconds for o in built):.0f} s "
+            f"({parts})")
+
+
 @dataclass
 class BuildResult:
     """What the build step did: the conversions, and the host fidelity of what was built."""
@@ -227,6 +304,11 @@ def build_step(targets: Sequence[Target], build_dir: Path = DEFAULT_BUILD_DIR, *
     result = BuildResult(summary, keys, list(fidelity), time.perf_counter() - started)
     if keys:
         console.print(variants_table(keys, build_dir))
+        accuracy = accuracy_table(keys, build_dir) if run_validate else None
+        if accuracy is not None:
+            console.print(accuracy)
+    if training_line(summary):
+        console.print(training_line(summary))
     for o in summary.failures:
         console.print(f"[red]{o.status}[/] " + escape(f"{o.job.label}: {o.error}"))
     for f in result.fidelity_failures:
@@ -486,7 +568,8 @@ def parse_input_size(text: str | None) -> tuple[int, int] | None:
 
 def with_user_models(matrix, paths: Sequence[Path], *, task: str | None = None,
                      input_size: tuple[int, int] | None = None, mean: float = 127.5,
-                     std: float = 127.5, images: Path | None = None):
+                     std: float = 127.5, images: Path | None = None,
+                     eval_data: Path | None = None):
     """The matrix with its models replaced by the user's (`--model PATH`, repeatable), each with
     the settings it is built with; the matrix's rules that name no model measure them. Checks
     every file at once: an error names the path."""
@@ -498,9 +581,11 @@ def with_user_models(matrix, paths: Sequence[Path], *, task: str | None = None,
             raise EdgeError(f"--model {path}: model file not found")
         user_kind(Path(path))  # an unknown format or a directory that is no SavedModel
         models.append(user_model_arg(path, task=task, input_size=input_size, mean=mean, std=std,
-                                     images=images))
+                                     images=images, eval_data=eval_data))
     if images is not None and not Path(images).is_dir():
         raise EdgeError(f"--images {images}: folder not found")
+    if eval_data is not None and not Path(eval_data).is_dir():
+        raise EdgeError(f"--eval-data {eval_data}: folder not found")
     return dataclasses.replace(matrix, models=models)
 
 
@@ -540,6 +625,9 @@ def device_matrix(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=Path, metavar="DIR",
                         help="folder of images for --model's representative dataset and "
                         "fidelity (default: the task's synthetic evaluation set)")
+    parser.add_argument("--eval-data", type=Path, metavar="DIR",
+                        help="labelled images of --model (layouts: `edge build --help`): "
+                        "calibration, fidelity and task accuracy; wins over --images")
     parser.add_argument("-j", "--jobs", type=int, help="conversions to run at once")
     parser.add_argument("--no-measure", action="store_true", help="build and validate only")
     args = parser.parse_args(argv or [])
@@ -556,7 +644,8 @@ def device_matrix(argv: list[str] | None = None) -> None:
                                 "resume it without --model")
             matrix = with_user_models(matrix, args.model, task=args.task,
                                       input_size=parse_input_size(args.input_size),
-                                      mean=args.mean, std=args.std, images=args.images)
+                                      mean=args.mean, std=args.std, images=args.images,
+                                      eval_data=args.eval_data)
         settings = run_settings(matrix, preset=args.preset, tiny=args.tiny, resume=args.resume,
                                 shard=args.shard,
                                 catalog=args.catalog.resolve() if args.catalog else None)

@@ -31,7 +31,7 @@ from edge.variants import RECIPE_BASE, get_variant
 
 @dataclass
 class Job:
-    kind: str  # "reference" | "artifact"
+    kind: str  # "training" | "reference" | "artifact"
     target: Target
     key: str
     variant: str | None = None
@@ -41,9 +41,13 @@ class Job:
     base_key: str | None = None
     #: Built only because a recipe variant quantizes it; not one of the target's variants.
     prerequisite: bool = False
+    #: The trained weights a reference loads (`edge.garden.training`), None: untrained.
+    train_key: str | None = None
 
     @property
     def label(self) -> str:
+        if self.kind == "training":
+            return f"{self.target.slug} training"
         return f"{self.target.slug} {self.variant or 'reference'}"
 
 
@@ -63,10 +67,11 @@ class BuildPlan:
     references: list[Job]
     artifacts: list[Job]
     eval_images: dict[str, np.ndarray]
+    trainings: list[Job] = field(default_factory=list)
 
     @property
     def to_convert(self) -> int:
-        return sum(not j.cached for j in self.references + self.artifacts)
+        return sum(not j.cached for j in self.trainings + self.references + self.artifacts)
 
 
 def artifact_key(ref_key: str, variant_name: str, base_key: str | None = None) -> str:
@@ -86,8 +91,12 @@ def artifact_key(ref_key: str, variant_name: str, base_key: str | None = None) -
 
 
 def plan(targets: Iterable[Target], store: Store) -> BuildPlan:
-    references, artifacts, images = [], [], {}
+    references, artifacts, images, trainings = [], [], {}, {}
     for target in targets:
+        train_key = target.training_key()
+        if train_key and train_key not in trainings:
+            trainings[train_key] = Job("training", target, train_key,
+                                       cached=store.has("weights", train_key))
         eval_images = target.eval_images()
         fingerprint = hash_key({"shape": list(eval_images.shape),
                                 "sha": hashlib.sha256(eval_images.tobytes()).hexdigest()})
@@ -97,7 +106,7 @@ def plan(targets: Iterable[Target], store: Store) -> BuildPlan:
         # A user's .tflite has a reference (its own outputs) only when something is checked
         # against it: the recipe variants made from it.
         if target.kind != "tflite" or recipes:
-            references.append(Job("reference", target, ref_key,
+            references.append(Job("reference", target, ref_key, train_key=train_key,
                                   cached=store.has("references", ref_key)))
         base_key = None
         if recipes and target.kind != "tflite":
@@ -111,17 +120,40 @@ def plan(targets: Iterable[Target], store: Store) -> BuildPlan:
             key = artifact_key(ref_key, v, base)
             artifacts.append(Job("artifact", target, key, variant=v, ref_key=ref_key,
                                  base_key=base, cached=store.has("artifacts", key)))
-    return BuildPlan(store, references, artifacts, images)
+    return BuildPlan(store, references, artifacts, images, list(trainings.values()))
 
 
 # -- work done in the worker processes ------------------------------------------------------
 
-def _reference_work(target: Target, store_root: str, key: str, eval_images: np.ndarray) -> dict:
+def _training_work(target: Target, store_root: str, key: str) -> dict:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from edge.garden.training import WEIGHTS_FILE, save_weights, train
+
+    store = Store(Path(store_root))
+    config = target.config()
+    with _staging(store) as staged:
+        model, facts = train(config)
+        save_weights(model, staged / WEIGHTS_FILE)
+        manifest = {"model": config.spec.name, "target": target.slug, **facts,
+                    "tools": tool_versions()}
+        store.commit("weights", key, staged, manifest)
+    return manifest
+
+
+def _reference_work(target: Target, store_root: str, key: str, eval_images: np.ndarray,
+                    train_key: str | None = None) -> dict:
     from edge.convert.reference import build_reference
 
     store = Store(Path(store_root))
+    trained = store.path("weights", train_key) if train_key else None
     with _staging(store) as staged:
-        manifest = build_reference(target, staged, eval_images)
+        manifest = build_reference(target, staged, eval_images, trained)
+        if train_key:
+            manifest["training"] = {"key": train_key, **{
+                k: v for k, v in store.read("weights", train_key).items()
+                if k in ("seconds", "train_size", "loss", "schedule", "images")}}
         manifest["tools"] = tool_versions()
         store.commit("references", key, staged, manifest)
     return manifest
@@ -160,9 +192,12 @@ def _artifact_work(target: Target, variant_name: str, store_root: str, key: str,
         if variant.recipe:
             built = build_recipe(variant, source, staged)
         else:
-            built = builders[variant.format](variant, source, target.preprocess(eval_images),
-                                             staged)
+            built = builders[variant.format](
+                variant, source, target.preprocess(target.calibration_images()), staged)
         manifest = _artifact_manifest(target, variant, staged, built, ref_key, reference, started)
+        if variant.needs_representative_data:
+            manifest["calibration"] = {"source": target.calibration_source(),
+                                       "images": int(len(target.calibration_images()))}
         if variant.recipe:
             manifest["recipe"] = built["recipe"]
             manifest["base"] = base
@@ -238,6 +273,16 @@ class _Inline:
         pass
 
 
+STORE_KIND = {"training": "weights", "reference": "references", "artifact": "artifacts"}
+
+
+def _result(future: Future) -> tuple[str, object, float]:
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
+        return "failed", {"error": f"worker died: {exc!r}"}, 0.0
+
+
 def run(build: BuildPlan, jobs: int = 1,
         on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Build everything in the plan that is not cached. Returns one outcome per job."""
@@ -249,14 +294,15 @@ def run(build: BuildPlan, jobs: int = 1,
         if on_done:
             on_done(outcome)
 
-    for job in build.references + build.artifacts:
+    for job in build.trainings + build.references + build.artifacts:
         if job.cached:
-            kind = "references" if job.kind == "reference" else "artifacts"
+            kind = STORE_KIND[job.kind]
             finish(Outcome(job, "cached", store.path(kind, job.key),
                            manifest=store.read(kind, job.key)))
+    pending_train = [j for j in build.trainings if not j.cached]
     pending_refs = [j for j in build.references if not j.cached]
     pending_arts = [j for j in build.artifacts if not j.cached]
-    if not pending_refs and not pending_arts:
+    if not pending_train and not pending_refs and not pending_arts:
         return outcomes
 
     if jobs <= 1:
@@ -295,19 +341,33 @@ def run(build: BuildPlan, jobs: int = 1,
                                f"{failed_bases[job.base_key]}"))
 
     try:
+        # Training first, one model at a time: each uses every core.
+        failed_training: dict[str, str] = {}
+        for job in pending_train:
+            status, payload, seconds = _result(executor.submit(
+                _guarded, _training_work, job.target, str(store.root), job.key))
+            if status == "built":
+                finish(Outcome(job, "built", store.path("weights", job.key), seconds,
+                               manifest=payload))
+            else:
+                failed_training[job.key] = payload["error"]
+                finish(Outcome(job, "failed", seconds=seconds, error=payload["error"],
+                               manifest={"traceback": payload.get("traceback")}))
+        for job in list(pending_refs):
+            if job.train_key in failed_training:
+                pending_refs.remove(job)
+                failed_refs[job.key] = f"training failed: {failed_training[job.train_key]}"
+                finish(Outcome(job, "skipped", error=failed_refs[job.key]))
         for job in pending_refs:
             running[executor.submit(_guarded, _reference_work, job.target, str(store.root),
-                                    job.key, build.eval_images[job.key])] = job
+                                    job.key, build.eval_images[job.key], job.train_key)] = job
         submit_ready_artifacts()
         while running:
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in done:
                 job = running.pop(future)
-                try:
-                    status, payload, seconds = future.result()
-                except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
-                    status, payload, seconds = "failed", {"error": f"worker died: {exc!r}"}, 0.0
-                kind = "references" if job.kind == "reference" else "artifacts"
+                status, payload, seconds = _result(future)
+                kind = STORE_KIND[job.kind]
                 if status == "built":
                     if job.kind == "reference":
                         ready_refs.add(job.key)

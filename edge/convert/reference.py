@@ -22,6 +22,9 @@ REFERENCE_OUTPUTS = "outputs.npy"
 #: The single compressed file that earlier builds wrote; still read.
 LEGACY_REFERENCE_OUTPUTS = "reference.npz"
 SAVED_MODEL = "saved_model"
+#: Calibration images whose batch statistics become a trained model's batch-norm statistics at
+#: the export size (one forward pass; DeepLab at 257 x 257 holds them all in memory at once).
+BN_IMAGES = 32
 
 
 def calibrate_batchnorm(model, inputs: np.ndarray) -> int:
@@ -45,10 +48,17 @@ def calibrate_batchnorm(model, inputs: np.ndarray) -> int:
     return len(bns)
 
 
-def load_reference_model(target: Target, eval_inputs: np.ndarray):
-    """The Keras model for a garden or Keras target, weights loaded or BN-calibrated."""
+def load_reference_model(target: Target, eval_inputs: np.ndarray, trained: Path | None = None):
+    """The Keras model for a garden or Keras target: trained weights (batch-norm statistics
+    measured again at the export size on calibration images), a weights file, or random
+    weights with batch-norm statistics calibrated on the evaluation inputs."""
     import keras
 
+    if target.kind == "garden" and trained is not None:
+        from edge.garden.training import load_trained_model
+
+        calibration = target.preprocess(target.calibration_images()[:BN_IMAGES])
+        return load_trained_model(target.config(), trained, calibration)
     if target.kind == "garden":
         model = target.config().build_keras(target.seed)
         if target.weights:
@@ -80,8 +90,10 @@ def count_flops(model, input_shape) -> int | None:
         return None
 
 
-def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> dict:
-    """Export the reference SavedModel and outputs into `staged`; return manifest fields."""
+def build_reference(target: Target, staged: Path, eval_images: np.ndarray,
+                    trained: Path | None = None) -> dict:
+    """Export the reference SavedModel and outputs into `staged`, and the float32 model's task
+    accuracy on the held-out set where there are labels; return manifest fields."""
     started = time.perf_counter()
     inputs = target.preprocess(eval_images)
     sm_dir = staged / SAVED_MODEL
@@ -92,7 +104,7 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> di
         shutil.copytree(target.source, sm_dir)
         n_outputs = signature_outputs(sm_dir)
     else:
-        model = load_reference_model(target, inputs)
+        model = load_reference_model(target, inputs, trained)
         export_reference(model, sm_dir, target.input_shape)
         params = int(model.count_params())
         flops = count_flops(model, target.input_shape)
@@ -104,7 +116,13 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray) -> di
         outputs = saved_model_outputs(sm_dir, inputs)
     np.save(staged / REFERENCE_IMAGES, np.ascontiguousarray(eval_images))
     np.save(staged / REFERENCE_OUTPUTS, np.ascontiguousarray(outputs, dtype=np.float32))
+    accuracy = None
+    if target.holdout() is not None:
+        run = (tflite_runner(Path(target.source)) if target.kind == "tflite"
+               else saved_model_runner(sm_dir))
+        accuracy = reference_accuracy(target, staged, run)
     return {
+        "accuracy": accuracy,
         "target": target.slug,
         "task": target.task,
         "input_shape": list(target.input_shape),
@@ -137,16 +155,53 @@ def signature_outputs(sm_dir: Path) -> int:
 def saved_model_outputs(sm_dir: Path, inputs: np.ndarray, batch: int = 8) -> np.ndarray:
     """The SavedModel's outputs on `inputs`, `batch` images a call, or as many as its signature
     takes when its batch is static (the exported reference: one)."""
+    return saved_model_runner(sm_dir, batch)(inputs)
+
+
+def saved_model_runner(sm_dir: Path, batch: int = 8):
+    """A function from inputs to the SavedModel's (first) outputs, loaded once."""
     import tensorflow as tf
 
     fn = tf.saved_model.load(str(sm_dir)).signatures["serving_default"]
     ((name, spec),) = fn.structured_input_signature[1].items()
     static = spec.shape.rank and spec.shape[0]
-    batch = int(static) if static else batch
-    return np.concatenate([
-        next(iter(fn(**{name: tf.constant(inputs[i:i + batch])}).values())).numpy()
-        for i in range(0, len(inputs), batch)
-    ])
+    step = int(static) if static else batch
+
+    def run(inputs: np.ndarray) -> np.ndarray:
+        return np.concatenate([
+            next(iter(fn(**{name: tf.constant(inputs[i:i + step])}).values())).numpy()
+            for i in range(0, len(inputs), step)
+        ])
+
+    return run
+
+
+def tflite_runner(path: Path):
+    return lambda inputs: tflite_outputs(path, inputs)[0]
+
+
+def reference_accuracy(target: Target, staged: Path, run) -> dict:
+    """The float32 model's task accuracy on the target's held-out set: the set, its labels and
+    the per-image counts are stored beside the reference (variants are compared on the same
+    images); returns the manifest's summary."""
+    from edge.validate import accuracy as acc
+
+    holdout, source = target.holdout()
+    truth = acc.truth_of(holdout)
+    fidelity = target.fidelity_labels()
+    if fidelity is not None:
+        acc.save_truth(staged / acc.FIDELITY_TRUTH_FILE, target.task, fidelity)
+    classes = acc.segmentation_classes(truth) if target.task == "segmentation" else None
+    started = time.perf_counter()
+    stats = acc.holdout_stats(target.task, run, holdout.images, truth, target.preprocess,
+                              classes)
+    acc.save_holdout(staged, holdout)
+    np.save(staged / acc.HOLDOUT_STATS_FILE, stats)
+    lo, hi = acc.bootstrap_interval(target.task, stats)
+    return {"metric": acc.METRIC_NAME[target.task], "value": acc.figure(target.task, stats),
+            "interval": [lo, hi], "images": len(holdout), "data": source,
+            "classes": None if classes is None else [int(c) for c in classes],
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def tflite_outputs(path: Path, inputs: np.ndarray) -> tuple[np.ndarray, int]:

@@ -27,7 +27,7 @@ USER_KINDS = {".keras": "keras", ".h5": "keras", ".tflite": "tflite"}
 #: Options a user's model argument can carry after its path (`PATH:task=...,size=HxW`): the
 #: settings of `edge build --model PATH` that the artifacts' keys depend on.
 USER_OPTIONS = {"task": "--task", "size": "--input-size", "mean": "--mean", "std": "--std",
-                "images": "--images"}
+                "images": "--images", "eval_data": "--eval-data"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ class Target:
     weights: str | None = None
     images: str | None = None
     source_sha256: str = ""
+    #: A garden model trained on its synthetic task before export (`edge.garden.training`).
+    trained: bool = False
+    #: A labelled folder (`--eval-data`): calibration, fidelity and task accuracy come from it.
+    eval_data: str | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -58,13 +62,95 @@ class Target:
     def preprocess(self, images: np.ndarray) -> np.ndarray:
         return Preprocessing(tuple(self.mean), tuple(self.std)).apply(images)
 
-    def eval_images(self) -> np.ndarray:
-        """The evaluation inputs: a folder of the user's images, or the task's synthetic set."""
-        from edge.garden.datasets import evaluation_set, load_image_folder
+    def labelled(self):
+        """The user's labelled data, loaded and split (`edge.garden.labelled`), or None."""
+        if not self.eval_data:
+            return None
+        from edge.garden import labelled
 
+        labels = self.config().labels if self.kind == "garden" else None
+        return labelled.load(self.eval_data, self.task, self.input_size, labels)
+
+    def eval_images(self) -> np.ndarray:
+        """The fidelity inputs (compared with the float32 reference's outputs): the accuracy
+        part of --eval-data, a folder of the user's images, or the task's synthetic set."""
+        from edge.garden.datasets import evaluation_set, load_image_folder
+        from edge.garden.labelled import FIDELITY_MAX
+        from edge.garden.training import FIDELITY_SEED
+
+        if self.eval_data:
+            return self.labelled().holdout.images[:FIDELITY_MAX]
         if self.images:
             return load_image_folder(self.images, self.input_size)
-        return evaluation_set(self.task, self.input_size, seed=0).images
+        return evaluation_set(self.task, self.input_size, seed=FIDELITY_SEED).images
+
+    def calibration_images(self) -> np.ndarray:
+        """The int8 representative dataset: the calibration part of --eval-data, the user's
+        --images folder, or synthetic images from the training distribution (their own seed,
+        never the fidelity or held-out images)."""
+        from edge.garden.datasets import evaluation_set, load_image_folder
+        from edge.garden.training import CALIBRATION_IMAGES, CALIBRATION_SEED
+
+        if self.eval_data:
+            return self.labelled().calibration.images
+        if self.images:
+            return load_image_folder(self.images, self.input_size)
+        return evaluation_set(self.task, self.input_size, n=CALIBRATION_IMAGES,
+                              seed=CALIBRATION_SEED).images
+
+    def calibration_source(self) -> str:
+        from edge.garden.training import CALIBRATION_SEED
+
+        if self.eval_data:
+            return f"--eval-data {self.eval_data} (calibration part)"
+        if self.images:
+            return f"--images {self.images}"
+        return f"synthetic {self.task} images, training distribution, seed {CALIBRATION_SEED}"
+
+    def holdout(self):
+        """(labelled held-out set, where it comes from) for task accuracy, or None: the
+        accuracy part of --eval-data, or for a trained garden model the synthetic held-out
+        set. An untrained model, or a user's model without labels, has no accuracy."""
+        from edge.garden.datasets import evaluation_set
+        from edge.garden.training import HOLDOUT_IMAGES, HOLDOUT_SEED
+
+        if self.eval_data:
+            data = self.labelled()
+            return data.holdout, f"--eval-data {self.eval_data} ({len(data.holdout)} images " \
+                "not used for calibration)"
+        if self.kind == "garden" and self.trained:
+            return (evaluation_set(self.task, self.input_size, n=HOLDOUT_IMAGES,
+                                   seed=HOLDOUT_SEED),
+                    f"synthetic held-out set ({HOLDOUT_IMAGES} images, seed {HOLDOUT_SEED})")
+        return None
+
+    def fidelity_labels(self):
+        """The labels of the fidelity inputs (`eval_images`), where they have any: what a
+        runtime's returned outputs are scored against (a few images: a diagnostic)."""
+        from edge.garden.datasets import evaluation_set
+        from edge.garden.labelled import FIDELITY_MAX
+        from edge.garden.training import FIDELITY_SEED
+        from edge.validate.accuracy import truth_of
+
+        if self.eval_data:
+            truth = truth_of(self.labelled().holdout)
+            return truth[:FIDELITY_MAX]
+        if self.kind == "garden" and self.trained and not self.images:
+            return truth_of(evaluation_set(self.task, self.input_size, seed=FIDELITY_SEED))
+        return None
+
+    def holdout_expected(self) -> bool:
+        return bool(self.eval_data) or (self.kind == "garden" and self.trained)
+
+    def training_key(self) -> str | None:
+        """The cache key of the trained weights this target's reference loads, or None."""
+        if self.kind != "garden" or not self.trained or self.weights:
+            return None
+        from edge.convert.cache import hash_key
+        from edge.garden.training import schedule_for, training_material
+
+        config = self.config()
+        return hash_key(training_material(config, schedule_for(config)))
 
     def reference_material(self, eval_fingerprint: str) -> dict:
         versions = tool_versions()
@@ -74,6 +160,20 @@ class Target:
             "eval": eval_fingerprint,
             "tools": {k: versions[k] for k in ("tensorflow", "keras")},
         }
+        if self.eval_data:
+            material["eval_data"] = sha256_tree(Path(self.eval_data))
+        elif not self.images:
+            from edge.garden.training import (
+                CALIBRATION_IMAGES,
+                CALIBRATION_SEED,
+                HOLDOUT_IMAGES,
+                HOLDOUT_SEED,
+            )
+            material["calibration"] = [CALIBRATION_IMAGES, CALIBRATION_SEED]
+            if self.holdout_expected():
+                material["holdout"] = [HOLDOUT_IMAGES, HOLDOUT_SEED]
+        if self.training_key():
+            material["training"] = self.training_key()
         if self.kind in ("garden", "keras"):  # exported here (reference.py), static batch
             material["export_batch"] = EXPORT_BATCH
         if self.kind == "garden":
@@ -85,7 +185,8 @@ class Target:
 
 
 def garden_target(config: ModelConfig, *, seed: int = 0, weights: str | None = None,
-                  images: str | None = None, variants: tuple[str, ...] | None = None) -> Target:
+                  images: str | None = None, variants: tuple[str, ...] | None = None,
+                  trained: bool = False, eval_data: str | None = None) -> Target:
     spec = config.spec
     if weights is not None and not Path(weights).is_file():
         raise ModelFileError(f"weights file not found: {weights}")
@@ -103,6 +204,8 @@ def garden_target(config: ModelConfig, *, seed: int = 0, weights: str | None = N
         mean=spec.preprocessing.mean, std=spec.preprocessing.std, variants=chosen, seed=seed,
         weights=str(Path(weights).resolve()) if weights else None,
         images=str(Path(images).resolve()) if images else None,
+        trained=trained and not weights,
+        eval_data=str(Path(eval_data).resolve()) if eval_data else None,
     )
 
 
@@ -123,7 +226,8 @@ def user_kind(path: Path) -> str:
 def user_target(path: str | Path, *, task: str | None = None,
                 input_size: tuple[int, int] | None = None, images: str | None = None,
                 mean: float = 127.5, std: float = 127.5,
-                variants: tuple[str, ...] | None = None) -> Target:
+                variants: tuple[str, ...] | None = None,
+                eval_data: str | None = None) -> Target:
     """A target for the user's own model; missing task/input size are read from the model."""
     path = Path(path)
     if not path.exists():
@@ -133,6 +237,8 @@ def user_target(path: str | Path, *, task: str | None = None,
         raise SpecError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     if images is not None and not Path(images).is_dir():
         raise ModelFileError(f"image folder not found: {images}")
+    if eval_data is not None and not Path(eval_data).is_dir():
+        raise ModelFileError(f"--eval-data: folder not found: {eval_data}")
     ins, outs = inspect_model(path, kind)
     check_io(path, ins, outs)
     in_shape, out_shape = ins[0], outs[0]
@@ -172,8 +278,9 @@ def user_target(path: str | Path, *, task: str | None = None,
     return Target(
         slug=path.stem if path.is_file() else path.name, kind=kind, source=str(path.resolve()),
         task=task, input_size=input_size, mean=(mean,) * 3, std=(std,) * 3, variants=chosen,
-        images=str(Path(images).resolve()) if images else None,
+        images=None if eval_data else (str(Path(images).resolve()) if images else None),
         source_sha256=sha256_tree(path),
+        eval_data=str(Path(eval_data).resolve()) if eval_data else None,
     )
 
 
@@ -274,21 +381,23 @@ def is_model_path(text: str) -> bool:
 
 def user_model_arg(path: str | Path, *, task: str | None = None,
                    input_size: tuple[int, int] | None = None, mean: float = 127.5,
-                   std: float = 127.5, images: str | Path | None = None) -> str:
+                   std: float = 127.5, images: str | Path | None = None,
+                   eval_data: str | Path | None = None) -> str:
     """The model argument of a user's model (absolute path) with the settings that differ from
     the defaults, e.g. `/home/me/selfie.keras:task=segmentation,size=256x256`."""
     options = {"task": task,
                "size": f"{input_size[0]}x{input_size[1]}" if input_size else None,
                "mean": None if mean == 127.5 else f"{mean:g}",
                "std": None if std == 127.5 else f"{std:g}",
-               "images": str(Path(images).resolve()) if images else None}
+               "images": str(Path(images).resolve()) if images else None,
+               "eval_data": str(Path(eval_data).resolve()) if eval_data else None}
     tail = ",".join(f"{k}={v}" for k, v in options.items() if v is not None)
     return str(Path(path).resolve()) + (f":{tail}" if tail else "")
 
 
 def parse_user_model_arg(text: str) -> tuple[Path, dict]:
     """(path, user_target keyword arguments) of `PATH[:task=...,size=HxW,mean=M,std=S,
-    images=DIR]`; errors name the argument and the allowed keys."""
+    images=DIR,eval_data=DIR]`; errors name the argument and the allowed keys."""
     head, tail = split_model_arg(text)
     kwargs: dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in tail.split(","))):

@@ -73,7 +73,31 @@ def fidelity_of(outputs: list[np.ndarray], artifact: Artifact, store: Store) -> 
     figures = METRICS[task](ref_out[:k], got)
     status, reasons = judge(figures, current_thresholds(artifact.manifest),
                             artifact.manifest["quantization"])
-    return {"status": status, "figures": figures, "reasons": reasons, "images": k}
+    result = {"status": status, "figures": figures, "reasons": reasons, "images": k}
+    accuracy = runtime_accuracy(got, ref_out[:k], store.path("references", ref["key"]), task)
+    if accuracy is not None:
+        result["accuracy"] = accuracy
+    return result
+
+
+def runtime_accuracy(got: np.ndarray, ref_out: np.ndarray, ref_dir, task: str) -> dict | None:
+    """Task accuracy of a runtime's outputs on the labelled fidelity images, against the float32
+    reference's outputs on the same images (a few images: the interval says how little they
+    tell); None where the fidelity images have no labels."""
+    from pathlib import Path
+
+    from edge.validate import accuracy as acc
+
+    path = Path(ref_dir) / acc.FIDELITY_TRUTH_FILE
+    if not path.exists():
+        return None
+    truth = acc.load_truth(path)[:len(got)]
+    classes = None
+    if task == "segmentation":
+        classes = acc.segmentation_classes(np.asarray(truth))
+    mine = acc.image_stats(task, got, truth, classes)
+    reference = acc.image_stats(task, ref_out, truth, classes)
+    return acc.compare(task, mine, reference, "fidelity images (labelled)").to_dict()
 
 
 def decode_outputs(items: list[dict] | None) -> list[np.ndarray]:
@@ -299,7 +323,9 @@ class Bench:
     def artifact_extra(self, artifact: Artifact) -> dict:
         m = artifact.manifest
         return {"format": m["format"], "quantization": m["quantization"], "bytes": m["bytes"],
-                "gzip_bytes": m["gzip_bytes"], "task": m["model"]["task"]}
+                "gzip_bytes": m["gzip_bytes"], "task": m["model"]["task"],
+                "calibration": m.get("calibration"),
+                "host_accuracy": (m.get("fidelity") or {}).get("accuracy")}
 
     def eval_images(self, artifact: Artifact) -> np.ndarray | None:
         ref = artifact.manifest.get("reference")

@@ -901,6 +901,48 @@ def _runtime_pairs_section(group: pd.DataFrame) -> str:
             "where both ran.</p>\n" + "\n".join(parts) + "\n</section>")
 
 
+def _accuracy_section(group: pd.DataFrame) -> str:
+    """Task accuracy per variant: on the host over the labelled held-out set (figure, drop
+    against float32 with its paired 95 % interval, verdict, data), the int8 calibration set,
+    and per runtime the accuracy of its returned outputs on the labelled fidelity images."""
+    if "accuracy_metric" not in group or not group["accuracy_metric"].notna().any():
+        return ""
+    rows = []
+    for (model, variant), cells in group.groupby(["model", "variant"], sort=False):
+        first = cells.iloc[0]
+        if not _known(first.get("host_accuracy")) and not cells["accuracy"].notna().any():
+            continue
+        host = DASH
+        if _known(first.get("host_accuracy")):
+            host = (f"{first['host_accuracy']:.3f} (float32 {first['host_accuracy_ref']:.3f}; "
+                    f"drop {100 * first['host_drop']:+.1f} points, 95 % CI "
+                    f"{100 * first['host_drop_lo']:+.1f} to {100 * first['host_drop_hi']:+.1f}; "
+                    f"n = {first['accuracy_n']})")
+        verdict = first.get("accuracy_verdict") or DASH
+        runtimes = "; ".join(
+            f"{esc(r['runtime'])} on {esc(r['device'])}: {r['accuracy']:.3f} "
+            f"(drop {100 * r['accuracy_drop']:+.1f}, n = {r['accuracy_images']})"
+            for r in cells.to_dict("records") if _known(r.get("accuracy"))) or DASH
+        rows.append(f"<tr><td><code>{esc(model)}</code></td><td><code>{esc(variant)}</code>"
+                    f"</td><td>{esc(first.get('accuracy_metric'))}</td><td>{host}</td>"
+                    f"<td>{esc(verdict)}</td><td>{runtimes}</td>"
+                    f"<td>{esc(first.get('calibration') or DASH)}</td>"
+                    f"<td>{esc(first.get('accuracy_data') or DASH)}</td></tr>")
+    if not rows:
+        return ""
+    return ("<section class=\"card\" id=\"accuracy\">\n<h2>Task accuracy</h2>\n"
+            "<p class=\"muted\">Against labels, not against float32: on the host over the "
+            "held-out set (the verdict: a variant keeps a fixed fraction of float32's figure), "
+            "and in each runtime over the few labelled fidelity images its outputs came back "
+            "for (a diagnostic: see n). Calibration: the images that set an int8 variant's "
+            "ranges.</p>\n<div class=\"scroll\"><table class=\"accuracy\"><thead><tr>"
+            "<th scope=\"col\">model</th><th scope=\"col\">variant</th>"
+            "<th scope=\"col\">metric</th><th scope=\"col\">host, held-out</th>"
+            "<th scope=\"col\">verdict</th><th scope=\"col\">in the runtimes</th>"
+            "<th scope=\"col\">int8 calibration</th><th scope=\"col\">data</th></tr>"
+            f"</thead><tbody>{''.join(rows)}</tbody></table></div>\n</section>")
+
+
 def _model_page_body(family: str, group: pd.DataFrame, rows: list[dict[str, Any]]) -> str:
     models = [m for m in dict.fromkeys(group["model"]) if m]
     show_model = len(models) > 1
@@ -932,6 +974,7 @@ placeholder="e.g. wasm moto_g4 int8" data-filter-for="cells"></label>
 <tbody>{body}</tbody>
 </table></div>
 </section>
+{_accuracy_section(group)}
 {_runtime_pairs_section(group)}
 <section class="card">
 <h2>Latency distributions</h2>

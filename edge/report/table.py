@@ -56,15 +56,20 @@ COLUMNS = (
     "memory_mb", "memory_metric", "tf_peak_mb", "fidelity_status", "fidelity", "download_s",
     "cpu_factor", "emulation_method", "target_slowdown", "achieved_slowdown", "off_target",
     "busy", "other_cores", "gpu_renderer", "gpu_software", "noise_cv", "backend", "samples",
+    "accuracy_metric", "host_accuracy", "host_accuracy_ref", "host_drop", "host_drop_lo",
+    "host_drop_hi", "accuracy_verdict", "accuracy_n", "accuracy_data", "calibration",
+    "accuracy", "accuracy_drop", "accuracy_images",
 )
 
 #: Columns of text (None when unknown).
 TEXT_COLUMNS = ("run_id", "cell_id", "model", "family", "variant", "format", "quantization",
                 "runtime", "device", "device_label", "status", "error", "task",
                 "fidelity_status", "backend", "memory_metric", "emulation_method",
-                "gpu_renderer")
+                "gpu_renderer", "accuracy_metric", "accuracy_verdict", "accuracy_data",
+                "calibration")
 #: Whole numbers that may be unknown (pandas' nullable ``Int64``).
-INT_COLUMNS = ("threads", "bytes", "gzip_bytes", "n_runs", "tie_group")
+INT_COLUMNS = ("threads", "bytes", "gzip_bytes", "n_runs", "tie_group", "accuracy_n",
+               "accuracy_images")
 #: Always known (False when the record does not say).
 BOOL_COLUMNS = ("emulated", "wide")
 #: Flags that may be unknown (pandas' nullable ``boolean``: NA for records that do not say).
@@ -73,7 +78,9 @@ FLAG_COLUMNS = ("steady", "off_target", "busy", "gpu_software")
 FLOAT_COLUMNS = ("size_mb", "load_ms", "first_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
                  "std_ms", "ci_lo_ms", "ci_hi_ms", "ci_rel", "memory_mb", "tf_peak_mb",
                  "fidelity", "download_s", "cpu_factor", "target_slowdown",
-                 "achieved_slowdown", "other_cores", "noise_cv")
+                 "achieved_slowdown", "other_cores", "noise_cv", "host_accuracy",
+                 "host_accuracy_ref", "host_drop", "host_drop_lo", "host_drop_hi", "accuracy",
+                 "accuracy_drop")
 
 #: ``memory_metric`` values.
 RENDERER_PEAK_RSS = "renderer-peak-rss"
@@ -291,6 +298,35 @@ def tidy_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "noise_cv": _num(_get(record, "noise", "between_cv")),
         "backend": _text(_get(metrics, "backend", "name")),
         "samples": _samples(latency),
+        **accuracy_columns(record, fidelity),
+    }
+
+
+def accuracy_columns(record: Mapping[str, Any], fidelity: Mapping[str, Any]) -> dict:
+    """Task accuracy of the cell's variant: on the host over the held-out set (with the drop
+    against float32 and its interval, the verdict and the data it comes from), and in this
+    cell's runtime on the labelled fidelity images; the int8 calibration set."""
+    host = record.get("host_accuracy") if isinstance(record.get("host_accuracy"),
+                                                     Mapping) else {}
+    mine = fidelity.get("accuracy") if isinstance(fidelity.get("accuracy"), Mapping) else {}
+    calibration = record.get("calibration") if isinstance(record.get("calibration"),
+                                                          Mapping) else None
+    interval = host.get("drop_interval") or (None, None)
+    return {
+        "accuracy_metric": _text(host.get("metric") or mine.get("metric")),
+        "host_accuracy": _num(host.get("value")),
+        "host_accuracy_ref": _num(host.get("reference")),
+        "host_drop": _num(host.get("drop")),
+        "host_drop_lo": _num(interval[0]),
+        "host_drop_hi": _num(interval[1]),
+        "accuracy_verdict": _text(host.get("verdict")),
+        "accuracy_n": _int(host.get("images")),
+        "accuracy_data": _text(host.get("data")),
+        "calibration": (f"{calibration.get('source')} ({calibration.get('images')} images)"
+                        if calibration else None),
+        "accuracy": _num(mine.get("value")),
+        "accuracy_drop": _num(mine.get("drop")),
+        "accuracy_images": _int(mine.get("images")),
     }
 
 

@@ -31,11 +31,14 @@ class Fidelity:
     headline: float | None
     runtime: str | None
     seconds: float = 0.0
+    #: Task accuracy on labelled held-out images (`edge.validate.accuracy.Accuracy.to_dict`);
+    #: where there is one, the status is its verdict and agreement is a diagnostic.
+    accuracy: dict | None = None
 
     def to_dict(self) -> dict:
         return {"status": self.status, "figures": self.figures, "reasons": self.reasons,
                 "headline": self.headline, "runtime": self.runtime,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "accuracy": self.accuracy}
 
 
 def litert_version() -> str:
@@ -133,28 +136,55 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
     elif (cached and cached.get("runtime") == runtime_label(manifest["format"])
           and cached.get("thresholds") == thresholds and not force):
         return Fidelity(target, variant, cached["status"], cached["figures"], cached["reasons"],
-                        cached["headline"], cached["runtime"], cached.get("seconds", 0.0))
+                        cached["headline"], cached["runtime"], cached.get("seconds", 0.0),
+                        cached.get("accuracy"))
     else:
         started = time.perf_counter()
         ref_dir = store.path("references", manifest["reference"]["key"])
         images, ref_out = load_reference_outputs(ref_dir)
         inputs = Preprocessing(tuple(manifest["model"]["mean"]),
                                tuple(manifest["model"]["std"])).apply(images)
+        model_path = store.path("artifacts", key) / manifest["files"][0]["path"]
+        task_accuracy = None
         try:
-            out = run_model(manifest["format"],
-                            store.path("artifacts", key) / manifest["files"][0]["path"], inputs)
+            out = run_model(manifest["format"], model_path, inputs)
             figures = METRICS[task](ref_out, out.reshape(ref_out.shape))
             status, reasons = judge(figures, thresholds, manifest["quantization"])
             if figures.get("note"):
                 reasons.append(figures["note"])
+            reference = store.read("references", manifest["reference"]["key"])
+            if reference.get("accuracy"):
+                task_accuracy = variant_accuracy(manifest["format"], model_path, ref_dir,
+                                                 reference, manifest["model"])
+                figures["agreement_status"] = status
+                reasons = [task_accuracy.reason()] + [
+                    f"agreement (diagnostic): {r}" for r in reasons]
+                status = task_accuracy.verdict
         except Exception as exc:  # noqa: BLE001 - a runtime rejecting a model is a finding
             figures, status = {}, "error"
             reasons = [f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"]
         fid = Fidelity(target, variant, status, figures, reasons,
                        figures.get(HEADLINE_METRIC[task]), runtime_label(manifest["format"]),
-                       time.perf_counter() - started)
+                       time.perf_counter() - started,
+                       task_accuracy.to_dict() if task_accuracy else None)
     store.update_manifest("artifacts", key, fidelity={**fid.to_dict(), "thresholds": thresholds})
     return fid
+
+
+def variant_accuracy(fmt: str, model_path: Path, ref_dir: Path, reference: dict, model: dict):
+    """A variant's task accuracy on its reference's held-out set, against the float32 model's
+    counts on the same images (`edge.validate.accuracy.compare`)."""
+    from edge.validate import accuracy as acc
+
+    task = reference["task"]
+    images, truth = acc.load_holdout(ref_dir)
+    classes = reference["accuracy"].get("classes")
+    prep = Preprocessing(tuple(model["mean"]), tuple(model["std"]))
+    stats = acc.holdout_stats(task, lambda x: run_model(fmt, model_path, x), images, truth,
+                              prep.apply, None if classes is None else np.asarray(classes),
+                              chunk=25)
+    ref_stats = np.load(ref_dir / acc.HOLDOUT_STATS_FILE)
+    return acc.compare(task, stats, ref_stats, reference["accuracy"]["data"])
 
 
 def validate_all(store: Store, keys: list[str], force: bool = False,
