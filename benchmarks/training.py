@@ -38,7 +38,7 @@ def main() -> None:
         schedule_for,
         train,
     )
-    from edge.validate import accuracy as acc
+    from edge import accuracy as acc
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("models", nargs="*", help="garden models (default: the default garden)")

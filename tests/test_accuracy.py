@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.validate import accuracy as acc
+from edge import accuracy as acc
 
 
 def _onehot(labels, classes=6):

@@ -74,7 +74,7 @@ def _expected_shape(config):
 def test_tiny_model_builds_calibrates_and_traces_for_inference(name):
     import tensorflow as tf
 
-    from edge.convert.reference import calibrate_batchnorm
+    from edge.garden.training import calibrate_batchnorm
 
     spec = REGISTRY[name]
     config = spec.resolve(spec.tiny)

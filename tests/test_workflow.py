@@ -55,6 +55,7 @@ def fake_build(monkeypatch):
     monkeypatch.setattr(workflow, "validate", lambda keys, build_dir, force=False,
                         console=None: [PASSED, FAILED])
     monkeypatch.setattr(workflow, "variants_table", lambda keys, build_dir: Table())
+    monkeypatch.setattr(workflow, "accuracy_table", lambda keys, build_dir: None)
     return calls
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.convert.targets import EXPORT_BATCH, Target
+from edge.garden.training import calibrate_batchnorm
 
 #: The evaluation images and the reference's outputs on them, uncompressed `.npy` files that
 #: are memory-mapped when read: a fidelity check reads only the images it compares (DeepLab
@@ -25,27 +26,6 @@ SAVED_MODEL = "saved_model"
 #: Calibration images whose batch statistics become a trained model's batch-norm statistics at
 #: the export size (one forward pass; DeepLab at 257 x 257 holds them all in memory at once).
 BN_IMAGES = 32
-
-
-def calibrate_batchnorm(model, inputs: np.ndarray) -> int:
-    """Set every BatchNormalization layer's moving statistics to those of `inputs`.
-
-    Random-weight models with default statistics (mean 0, variance 1) give degenerate outputs
-    (every image the same class). One forward pass in training mode with momentum 0 replaces the
-    moving mean and variance by the batch statistics, layer after layer in topological order,
-    which is exactly what inference with the new statistics sees. Returns the layers calibrated.
-    """
-    import keras
-
-    bns = [layer for layer in model._flatten_layers() if isinstance(
-        layer, keras.layers.BatchNormalization)]
-    saved = [layer.momentum for layer in bns]
-    for layer in bns:
-        layer.momentum = 0.0
-    model(inputs, training=True)
-    for layer, momentum in zip(bns, saved, strict=True):
-        layer.momentum = momentum
-    return len(bns)
 
 
 def load_reference_model(target: Target, eval_inputs: np.ndarray, trained: Path | None = None):
@@ -184,7 +164,7 @@ def reference_accuracy(target: Target, staged: Path, run) -> dict:
     """The float32 model's task accuracy on the target's held-out set: the set, its labels and
     the per-image counts are stored beside the reference (variants are compared on the same
     images); returns the manifest's summary."""
-    from edge.validate import accuracy as acc
+    from edge import accuracy as acc
 
     holdout, source = target.holdout()
     truth = acc.truth_of(holdout)

@@ -130,7 +130,7 @@ class Target:
         from edge.garden.datasets import evaluation_set
         from edge.garden.labelled import FIDELITY_MAX
         from edge.garden.training import FIDELITY_SEED
-        from edge.validate.accuracy import truth_of
+        from edge.accuracy import truth_of
 
         if self.eval_data:
             truth = truth_of(self.labelled().holdout)

@@ -86,7 +86,7 @@ def runtime_accuracy(got: np.ndarray, ref_out: np.ndarray, ref_dir, task: str) -
     tell); None where the fidelity images have no labels."""
     from pathlib import Path
 
-    from edge.validate import accuracy as acc
+    from edge import accuracy as acc
 
     path = Path(ref_dir) / acc.FIDELITY_TRUTH_FILE
     if not path.exists():

@@ -250,11 +250,30 @@ def _map_classes(value: np.ndarray, shape: tuple) -> np.ndarray:
     return value[..., index]
 
 
+def calibrate_batchnorm(model, inputs: np.ndarray) -> int:
+    """Set every BatchNormalization layer's moving statistics to those of `inputs`.
+
+    Random-weight models with default statistics (mean 0, variance 1) give degenerate outputs
+    (every image the same class). One forward pass in training mode with momentum 0 replaces the
+    moving mean and variance by the batch statistics, layer after layer in topological order,
+    which is exactly what inference with the new statistics sees. Returns the layers calibrated.
+    """
+    import keras
+
+    bns = [layer for layer in model._flatten_layers() if isinstance(
+        layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in bns]
+    for layer in bns:
+        layer.momentum = 0.0
+    model(inputs, training=True)
+    for layer, momentum in zip(bns, saved, strict=True):
+        layer.momentum = momentum
+    return len(bns)
+
+
 def load_trained_model(config, weights_dir: Path, calibration: np.ndarray):
     """The full-size Keras model with trained weights, batch-norm statistics measured at the
     export size on the (preprocessed) calibration images."""
-    from edge.convert.reference import calibrate_batchnorm
-
     model = config.build_keras(0)
     load_weights(model, Path(weights_dir) / WEIGHTS_FILE)
     calibrate_batchnorm(model, calibration)

@@ -31,7 +31,7 @@ class Fidelity:
     headline: float | None
     runtime: str | None
     seconds: float = 0.0
-    #: Task accuracy on labelled held-out images (`edge.validate.accuracy.Accuracy.to_dict`);
+    #: Task accuracy on labelled held-out images (`edge.accuracy.Accuracy.to_dict`);
     #: where there is one, the status is its verdict and agreement is a diagnostic.
     accuracy: dict | None = None
 
@@ -173,8 +173,8 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
 
 def variant_accuracy(fmt: str, model_path: Path, ref_dir: Path, reference: dict, model: dict):
     """A variant's task accuracy on its reference's held-out set, against the float32 model's
-    counts on the same images (`edge.validate.accuracy.compare`)."""
-    from edge.validate import accuracy as acc
+    counts on the same images (`edge.accuracy.compare`)."""
+    from edge import accuracy as acc
 
     task = reference["task"]
     images, truth = acc.load_holdout(ref_dir)
