@@ -5,7 +5,8 @@ Each model is trained alone (every core), with the schedule a build uses unless 
 DeepLab's heads share one training. The held-out figure is the exported model's: full input size,
 batch-norm statistics measured on the calibration images, the same 200 held-out images the
 build scores. Usage: python benchmarks/training.py [MODEL ...] [--scale F --images N
---epochs E --learning-rate LR]
+--epochs E --batch B
+--learning-rate LR]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def main() -> None:
     import numpy as np
 
+    from edge import accuracy as acc
     from edge.convert.reference import BN_IMAGES
     from edge.garden import DEFAULT_GARDEN, resolve
     from edge.garden.datasets import evaluation_set
@@ -38,7 +40,6 @@ def main() -> None:
         schedule_for,
         train,
     )
-    from edge import accuracy as acc
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("models", nargs="*", help="garden models (default: the default garden)")
@@ -46,9 +47,10 @@ def main() -> None:
     parser.add_argument("--images", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--batch", type=int)
     args = parser.parse_args()
     overrides = {k: v for k, v in (("scale", args.scale), ("images", args.images),
-                                   ("epochs", args.epochs),
+                                   ("epochs", args.epochs), ("batch", args.batch),
                                    ("learning_rate", args.learning_rate)) if v is not None}
     rows, trained, total = [], {}, 0.0
     work = Path(tempfile.mkdtemp(prefix="edge-train-"))

@@ -87,3 +87,25 @@ def test_a_trained_tiny_build_learns_scores_its_variants_and_trains_once(tmp_pat
     second = workflow.build(targets, tmp_path)
     assert second.converted == 0
     assert workflow.training_line(second).startswith("training: nothing to train")
+
+
+def test_crops_keep_the_scale_and_the_classification_shape():
+    from edge.garden.datasets import classification_set, segmentation_set
+    from edge.garden.training import crops
+
+    rng = np.random.default_rng(0)
+    data = classification_set(n=24, size=(96, 96), seed=3)
+    images, labels = crops("classification", data, (60, 60), {}, rng)
+    assert images.shape == (24, 60, 60, 3) and labels.tolist() == data.labels.tolist()
+    for crop, full, (cx, cy) in zip(images, data.images, data.centres, strict=True):
+        # the crop is a window of the full image (same scale), holding the shape's centre
+        hits = [(y, x) for y in range(0, 37) for x in range(0, 37)
+                if np.array_equal(full[y:y + 60, x:x + 60], crop)]
+        assert any(y <= cy < y + 60 and x <= cx < x + 60 for y, x in hits)
+    seg = segmentation_set(n=4, size=(64, 64), seed=1)
+    images, masks = crops("segmentation", seg, (32, 32), {}, rng)
+    assert images.shape == (4, 32, 32, 3) and masks.shape == (4, 32, 32)
+    for crop, mask, full, full_mask in zip(images, masks, seg.images, seg.masks, strict=True):
+        (y, x), = [(y, x) for y in range(33) for x in range(33)
+                   if np.array_equal(full[y:y + 32, x:x + 32], crop)][:1]
+        assert np.array_equal(full_mask[y:y + 32, x:x + 32], mask)

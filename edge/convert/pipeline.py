@@ -192,12 +192,13 @@ def _artifact_work(target: Target, variant_name: str, store_root: str, key: str,
         if variant.recipe:
             built = build_recipe(variant, source, staged)
         else:
-            built = builders[variant.format](
-                variant, source, target.preprocess(target.calibration_images()), staged)
+            calibration = (target.preprocess(target.calibration_images())
+                           if variant.needs_representative_data else None)
+            built = builders[variant.format](variant, source, calibration, staged)
         manifest = _artifact_manifest(target, variant, staged, built, ref_key, reference, started)
         if variant.needs_representative_data:
             manifest["calibration"] = {"source": target.calibration_source(),
-                                       "images": int(len(target.calibration_images()))}
+                                       "images": int(len(calibration))}
         if variant.recipe:
             manifest["recipe"] = built["recipe"]
             manifest["base"] = base

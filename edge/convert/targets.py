@@ -127,10 +127,10 @@ class Target:
     def fidelity_labels(self):
         """The labels of the fidelity inputs (`eval_images`), where they have any: what a
         runtime's returned outputs are scored against (a few images: a diagnostic)."""
+        from edge.accuracy import truth_of
         from edge.garden.datasets import evaluation_set
         from edge.garden.labelled import FIDELITY_MAX
         from edge.garden.training import FIDELITY_SEED
-        from edge.accuracy import truth_of
 
         if self.eval_data:
             truth = truth_of(self.labelled().holdout)

@@ -68,6 +68,8 @@ class EvalSet:
     masks: np.ndarray | None = None
     boxes: tuple[np.ndarray, ...] | None = None
     words: tuple[tuple[str, ...], ...] | None = None
+    #: (N, 2) int (x, y) centre of each image's shape (classification sets).
+    centres: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         images = self.images
@@ -245,6 +247,7 @@ def classification_set(n: int = 32, size: tuple[int, int] = (224, 224), seed: in
     side = min(height, width)
     labels = rng.permutation(np.arange(n) % len(SHAPE_CLASSES)).astype(np.int64)
     images = np.empty((n, height, width, 3), dtype=np.uint8)
+    centres = np.empty((n, 2), dtype=np.int64)
     for i, label in enumerate(labels):
         image = _background(rng, height, width, noise=10, lines=(1, 4)).astype(np.int16)
         r = int(rng.integers(max(4, round(0.18 * side)), max(5, round(0.38 * side)) + 1))
@@ -254,7 +257,8 @@ def classification_set(n: int = 32, size: tuple[int, int] = (224, 224), seed: in
         mask = _shape_mask(SHAPE_CLASSES[label], cx, cy, r, angle, (height, width))
         _paint(image, mask, _shape_colour(rng, image, mask), rng)
         images[i] = _finish(image, rng)
-    return EvalSet(task="classification", images=images, labels=labels)
+        centres[i] = (cx, cy)
+    return EvalSet(task="classification", images=images, labels=labels, centres=centres)
 
 
 def segmentation_set(n: int = 16, size: tuple[int, int] = (257, 257), seed: int = 0) -> EvalSet:

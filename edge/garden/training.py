@@ -45,7 +45,9 @@ TRAIN_HEAD = "pascal"
 
 @dataclass(frozen=True)
 class Schedule:
-    """How a model is trained: resolution (a fraction of the input size), images, epochs."""
+    """How a model is trained: on crops of `scale` times the input size taken from images at
+    the full input size (so objects keep the size they have at export; a classification crop
+    holds the shape's centre), `images` images, `epochs` passes."""
 
     scale: float
     images: int
@@ -61,9 +63,9 @@ class Schedule:
 #: The default schedule per task, sized to train the default garden in about six minutes on a
 #: 2-core host (`benchmarks/bench_training.py` prints the time and held-out accuracy).
 SCHEDULES: dict[str, Schedule] = {
-    "classification": Schedule(scale=0.5, images=1536, epochs=2),
-    "segmentation": Schedule(scale=0.5, images=768, epochs=2),
-    "text_detection": Schedule(scale=0.5, images=768, epochs=2),
+    "classification": Schedule(scale=0.625, images=1536, epochs=1),
+    "segmentation": Schedule(scale=0.5, images=1024, epochs=1),
+    "text_detection": Schedule(scale=0.5, images=768, epochs=1),
 }
 
 
@@ -137,16 +139,45 @@ def kernel_maps(boxes, size: tuple[int, int], kernels: int, min_scale: float) ->
     return maps.astype(np.float32)
 
 
-def training_targets(task: str, data, params: dict) -> np.ndarray:
-    if task == "classification":
-        return np.asarray(data.labels, np.int64)
-    if task == "segmentation":
-        return np.asarray(data.masks, np.int64)
+def crops(task: str, data, size: tuple[int, int], params: dict,
+          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Training inputs and targets: one `size` crop per full-size image (the whole image when
+    they are the same size). A classification crop is placed at random among those that hold
+    the shape's centre with a margin; segmentation and text crops anywhere."""
     from edge.garden.psenet import MIN_KERNEL_SCALE
 
-    size = data.images.shape[1:3]
-    return np.stack([kernel_maps(b, size, params["kernels"], MIN_KERNEL_SCALE)
-                     for b in data.boxes])
+    n, height, width = data.images.shape[:3]
+    ch, cw = size
+    images = np.empty((n, ch, cw, 3), np.uint8)
+    targets = []
+    for i in range(n):
+        if task == "classification" and data.centres is not None:
+            cx, cy = (int(v) for v in data.centres[i])
+            y0 = _around(rng, cy, ch, height)
+            x0 = _around(rng, cx, cw, width)
+        else:
+            y0 = int(rng.integers(0, height - ch + 1))
+            x0 = int(rng.integers(0, width - cw + 1))
+        images[i] = data.images[i, y0:y0 + ch, x0:x0 + cw]
+        if task == "classification":
+            targets.append(data.labels[i])
+        elif task == "segmentation":
+            targets.append(data.masks[i, y0:y0 + ch, x0:x0 + cw].astype(np.int64))
+        else:
+            maps = kernel_maps(data.boxes[i], (height, width), params["kernels"],
+                               MIN_KERNEL_SCALE)
+            targets.append(maps[y0:y0 + ch, x0:x0 + cw])
+    return images, np.stack(targets) if task != "classification" else np.asarray(targets,
+                                                                                  np.int64)
+
+
+def _around(rng: np.random.Generator, centre: int, crop: int, full: int) -> int:
+    """A crop's start along one axis, at random among those keeping `centre` a quarter of the
+    crop away from its edges."""
+    margin = crop // 4
+    low = max(0, centre + margin - crop)
+    high = max(low, min(full - crop, centre - margin))
+    return int(rng.integers(low, high + 1))
 
 
 def _dice_loss(y_true, y_pred):
@@ -185,9 +216,9 @@ def train(config, schedule: Schedule | None = None,
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9  # short schedules: moving statistics that keep up
     size = (params["size"], params["size"])
-    data = evaluation_set(config.task, size, n=schedule.images, seed=schedule.seed)
-    x = config.spec.preprocessing.apply(data.images)
-    y = training_targets(config.task, data, params)
+    data = evaluation_set(config.task, config.input_size, n=schedule.images, seed=schedule.seed)
+    images, y = crops(config.task, data, size, params, np.random.default_rng(schedule.seed))
+    x = config.spec.preprocessing.apply(images)
     model.compile(optimizer=keras.optimizers.Adam(schedule.learning_rate),
                   loss=_loss(config.task))
 

@@ -205,7 +205,14 @@ def _figures(row: dict[str, Any]) -> str:
         latency = f"p90 {_fmt(row.get('p90_ms'), ' ms')}"
     else:
         latency = f"p50 {_fmt(row.get('p50_ms'), ' ms')} (no p90: too few runs)"
-    return f"{latency}, {_fmt(size, ' MB')} gzip, {fid}"
+    accuracy = ""
+    if _known(row.get("host_accuracy")):
+        accuracy = (f", {row.get('accuracy_metric')} {row['host_accuracy']:.3f} on the host "
+                    f"({row.get('accuracy_verdict')}")
+        if _known(row.get("host_accuracy_ref")) and row["host_accuracy_ref"] > 0:
+            accuracy += f", keeps {row['host_accuracy'] / row['host_accuracy_ref']:.1%}"
+        accuracy += " of float32)"
+    return f"{latency}, {_fmt(size, ' MB')} gzip, {fid}{accuracy}"
 
 
 def format_pick(result: dict[str, Any] | list[dict[str, Any]]) -> str:
