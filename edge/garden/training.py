@@ -52,8 +52,8 @@ class Schedule:
     scale: float
     images: int
     epochs: int
-    batch: int = 32
-    learning_rate: float = 2e-3
+    batch: int = 8
+    learning_rate: float = 1e-3
     seed: int = TRAINING_SEED
 
     def to_dict(self) -> dict:
@@ -63,14 +63,14 @@ class Schedule:
 #: The default schedule per task, sized to train the default garden in about six minutes on a
 #: 2-core host (`benchmarks/bench_training.py` prints the time and held-out accuracy).
 SCHEDULES: dict[str, Schedule] = {
-    "classification": Schedule(scale=0.625, images=1536, epochs=1),
-    "segmentation": Schedule(scale=0.5, images=1024, epochs=1),
-    "text_detection": Schedule(scale=0.5, images=768, epochs=1),
+    "classification": Schedule(scale=0.625, images=1024, epochs=1),
+    "segmentation": Schedule(scale=0.5, images=768, epochs=1),
+    "text_detection": Schedule(scale=0.5, images=512, epochs=1),
 }
 
 
 #: The schedule of a model in its tiny test configuration (seconds, not minutes).
-TINY_SCHEDULE = Schedule(scale=1.0, images=48, epochs=1, batch=16)
+TINY_SCHEDULE = Schedule(scale=1.0, images=48, epochs=1)
 
 
 def schedule_for(config) -> Schedule:
