@@ -88,3 +88,44 @@ def test_truth_round_trips_for_every_task(tmp_path):
             assert [b.shape for b in back] == [(2, 4, 2), (0, 4, 2)]
         else:
             assert np.array_equal(back, truth)
+
+
+def test_a_runtime_scores_its_returned_outputs_against_the_fidelity_labels(tmp_path):
+    from edge.farm.cells import runtime_accuracy
+
+    truth = np.array([0, 1, 2, 3])
+    acc.save_truth(tmp_path / acc.FIDELITY_TRUTH_FILE, "classification", truth)
+    reference = _onehot(np.array([0, 1, 2, 0]))  # float32: 3 of 4
+    runtime = _onehot(np.array([0, 1, 5, 0]))  # this runtime: 2 of 4
+    result = runtime_accuracy(runtime, reference, tmp_path, "classification")
+    assert result["value"] == 0.5 and result["reference"] == 0.75
+    assert result["drop"] == pytest.approx(0.25) and result["images"] == 4
+    assert result["verdict"] == "fail"
+    # No labels stored with the reference (an untrained model): nothing to score.
+    assert runtime_accuracy(runtime, reference, tmp_path / "none", "classification") is None
+
+
+def test_the_report_shows_host_and_runtime_accuracy_and_the_calibration_set():
+    from edge.report.html import _accuracy_section
+    from edge.report.table import tidy
+
+    host = acc.compare("classification", np.array([1] * 91 + [0] * 109),
+                       np.array([1] * 92 + [0] * 108), "synthetic held-out set").to_dict()
+    runtime = acc.compare("classification", np.array([1, 1, 0, 1]), np.array([1, 1, 1, 1]),
+                          "fidelity images (labelled)").to_dict()
+    record = {"run_id": "r", "cell_id": "c", "model": "mobilenet_v2",
+              "variant": "tflite-int8-full", "runtime": "litertjs-wasm", "device": "host",
+              "status": "ok", "task": "classification", "host_accuracy": host,
+              "calibration": {"source": "synthetic, seed 2", "images": 64},
+              "metrics": {"fidelity": {"status": "pass", "accuracy": runtime}}}
+    df = tidy([record])
+    row = df.iloc[0]
+    assert row["host_accuracy"] == 0.455 and row["accuracy_verdict"] == "pass"
+    assert row["accuracy"] == 0.75 and row["accuracy_images"] == 4
+    assert row["calibration"] == "synthetic, seed 2 (64 images)"
+    html = _accuracy_section(df)
+    assert "Task accuracy" in html and "0.455 (float32 0.460" in html
+    assert "litertjs-wasm on host: 0.750" in html and "n = 4" in html
+    assert "synthetic, seed 2 (64 images)" in html
+    assert _accuracy_section(tidy([{**record, "host_accuracy": None,
+                                    "metrics": {}}])) == ""
