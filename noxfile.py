@@ -134,7 +134,7 @@ def device_matrix(session: nox.Session) -> None:
 
     Arguments after `--` go to the job: --preset smoke|full, --resume RUN_ID, --tiny, -j N,
     --shard I/N, --model PATH (your own model instead of the matrix's; repeatable) with --task,
-    --input-size, --mean, --std, --images."""
+    --input-size, --mean, --std, --images, --eval-data."""
     python = _shared_env(session)
     _browser(session)
     _web_runtime(session)

@@ -70,7 +70,7 @@ SCHEDULES: dict[str, Schedule] = {
 
 
 #: The schedule of a model in its tiny test configuration (seconds, not minutes).
-TINY_SCHEDULE = Schedule(scale=1.0, images=48, epochs=1)
+TINY_SCHEDULE = Schedule(scale=1.0, images=64, epochs=3)
 
 
 def schedule_for(config) -> Schedule:
@@ -231,6 +231,7 @@ def train(config, schedule: Schedule | None = None,
                         verbose=0, callbacks=[Report()])
     facts = {"seconds": round(time.perf_counter() - started, 1), "train_size": list(size),
              "loss": round(float(history.history["loss"][-1]), 4),
+             "losses": [round(float(v), 4) for v in history.history["loss"]],
              "schedule": schedule.to_dict(), "images": int(len(x))}
     return model, facts
 

@@ -182,7 +182,7 @@ def variant_accuracy(fmt: str, model_path: Path, ref_dir: Path, reference: dict,
     prep = Preprocessing(tuple(model["mean"]), tuple(model["std"]))
     stats = acc.holdout_stats(task, lambda x: run_model(fmt, model_path, x), images, truth,
                               prep.apply, None if classes is None else np.asarray(classes),
-                              chunk=25)
+                              chunk=10)
     ref_stats = np.load(ref_dir / acc.HOLDOUT_STATS_FILE)
     return acc.compare(task, stats, ref_stats, reference["accuracy"]["data"])
 
