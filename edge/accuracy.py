@@ -124,10 +124,12 @@ class Accuracy:
 
     def reason(self) -> str:
         lo, hi = self.drop_interval
-        kept = self.value / self.reference if self.reference else float("nan")
-        return (f"{self.metric} {self.value:.3f} vs float32 {self.reference:.3f}: drop "
-                f"{100 * self.drop:+.1f} points [95% CI {100 * lo:+.1f}, {100 * hi:+.1f}], "
-                f"keeps {kept:.1%} (needs {self.fraction:.0%}) on {self.images} images")
+        head = (f"{self.metric} {self.value:.3f} vs float32 {self.reference:.3f}: drop "
+                f"{100 * self.drop:+.1f} points [95% CI {100 * lo:+.1f}, {100 * hi:+.1f}]")
+        if self.reference <= 0:
+            return f"{head}; float32 scores 0 on these {self.images} images: no verdict"
+        return (f"{head}, keeps {self.value / self.reference:.1%} (needs {self.fraction:.0%}) "
+                f"on {self.images} images")
 
 
 def compare(task: str, variant: np.ndarray, reference: np.ndarray, data: str,
@@ -140,7 +142,8 @@ def compare(task: str, variant: np.ndarray, reference: np.ndarray, data: str,
     drops = _figures(task, reference, index) - _figures(task, variant, index)
     lo, hi = (float(v) for v in np.nanpercentile(drops, [2.5, 97.5]))
     fraction = KEEP_FRACTION[task]
-    verdict = "pass" if value >= fraction * ref else "fail"
+    # A float32 model that scores nothing leaves nothing to keep: no verdict.
+    verdict = "n/a" if ref <= 0 else "pass" if value >= fraction * ref else "fail"
     return Accuracy(task, METRIC_NAME[task], value, ref, ref - value, (lo, hi), fraction,
                     verdict, n, data)
 

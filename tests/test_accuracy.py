@@ -129,3 +129,11 @@ def test_the_report_shows_host_and_runtime_accuracy_and_the_calibration_set():
     assert "synthetic, seed 2 (64 images)" in html
     assert _accuracy_section(tidy([{**record, "host_accuracy": None,
                                     "metrics": {}}])) == ""
+
+
+def test_no_verdict_when_float32_scores_nothing():
+    zero = np.zeros((50, 3), np.int64)
+    zero[:, 2] = 1  # one labelled box per image, nothing found or matched
+    result = acc.compare("text_detection", zero, zero, "synthetic")
+    assert result.reference == 0 and result.verdict == "n/a"
+    assert "no verdict" in result.reason()

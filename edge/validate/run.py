@@ -157,9 +157,10 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
                 task_accuracy = variant_accuracy(manifest["format"], model_path, ref_dir,
                                                  reference, manifest["model"])
                 figures["agreement_status"] = status
-                reasons = [task_accuracy.reason()] + [
-                    f"agreement (diagnostic): {r}" for r in reasons]
-                status = task_accuracy.verdict
+                if task_accuracy.verdict != "n/a":  # else agreement stays the verdict
+                    reasons = [f"agreement (diagnostic): {r}" for r in reasons]
+                    status = task_accuracy.verdict
+                reasons = [task_accuracy.reason(), *reasons]
         except Exception as exc:  # noqa: BLE001 - a runtime rejecting a model is a finding
             figures, status = {}, "error"
             reasons = [f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"]
