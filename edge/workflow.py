@@ -212,6 +212,7 @@ def accuracy_table(keys: Sequence[str], build_dir: Path = DEFAULT_BUILD_DIR) -> 
     interval) against the garden's target, then each variant's figure, drop against float32
     (paired bootstrap interval) and verdict. None when no reference has labels."""
     from edge.garden.training import ACCURACY_TARGETS
+    from edge.variants import VARIANTS
 
     store = Store(Path(build_dir))
     rows: dict[str, list] = {}
@@ -244,7 +245,9 @@ def accuracy_table(keys: Sequence[str], build_dir: Path = DEFAULT_BUILD_DIR) -> 
         lo, hi = acc["interval"]
         table.add_row(escape(ref["target"]), "float32 (reference)", acc["metric"],
                       f"{acc['value']:.3f}", f"{lo:.3f}-{hi:.3f}", "", "", met)
-        for m in rows[ref_key]:
+        order = list(VARIANTS)
+        for m in sorted(rows[ref_key], key=lambda m: order.index(m["variant"]["name"])
+                        if m["variant"]["name"] in order else len(order)):
             fid = m.get("fidelity") or {}
             a = fid.get("accuracy")
             if not a:
