@@ -153,6 +153,15 @@ def bench_build(session: nox.Session) -> None:
 
 
 @nox.session(python=False)
+def bench_training(session: nox.Session) -> None:
+    """Benchmark: train the default garden (or the models after `--`); prints each model's
+    training time and held-out accuracy against its target."""
+    python = _shared_env(session)
+    session.run(python, str(ROOT / "benchmarks" / "training.py"), *session.posargs,
+                external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@nox.session(python=False)
 def bench_overhead(session: nox.Session) -> None:
     """Benchmark: harness overhead against bare timing loops (TFLite and the browser page)."""
     python = _shared_env(session)
