@@ -137,3 +137,17 @@ def test_no_verdict_when_float32_scores_nothing():
     result = acc.compare("text_detection", zero, zero, "synthetic")
     assert result.reference == 0 and result.verdict == "n/a"
     assert "no verdict" in result.reason()
+
+
+def test_the_picker_says_when_its_pick_fails_the_accuracy_verdict():
+    from edge.report.pick import format_pick
+
+    row = {"variant": "tflite-int8-full", "runtime": "litert", "threads": 2, "p90_ms": 9.4,
+           "size_mb": 3.59, "fidelity": 1.0, "host_accuracy": 0.28, "host_accuracy_ref": 0.29,
+           "accuracy_metric": "top1", "accuracy_verdict": "fail"}
+    text = format_pick({"device": "pixel_5", "model": "m", "best": row, "why": "fastest",
+                        "runnersUp": [{**row, "accuracy_verdict": "pass",
+                                       "host_accuracy": 0.29}]})
+    assert ("accuracy (fails its accuracy verdict): top1 0.280 on the host (fail, keeps 96.6% "
+            "of float32)") in text
+    assert "top1 0.290 on the host (pass, keeps 100.0% of float32)" in text

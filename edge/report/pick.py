@@ -205,14 +205,19 @@ def _figures(row: dict[str, Any]) -> str:
         latency = f"p90 {_fmt(row.get('p90_ms'), ' ms')}"
     else:
         latency = f"p50 {_fmt(row.get('p50_ms'), ' ms')} (no p90: too few runs)"
-    accuracy = ""
-    if _known(row.get("host_accuracy")):
-        accuracy = (f", {row.get('accuracy_metric')} {row['host_accuracy']:.3f} on the host "
-                    f"({row.get('accuracy_verdict')}")
-        if _known(row.get("host_accuracy_ref")) and row["host_accuracy_ref"] > 0:
-            accuracy += f", keeps {row['host_accuracy'] / row['host_accuracy_ref']:.1%}"
-        accuracy += " of float32)"
-    return f"{latency}, {_fmt(size, ' MB')} gzip, {fid}{accuracy}"
+    accuracy = _accuracy_text(row)
+    return f"{latency}, {_fmt(size, ' MB')} gzip, {fid}" + (f", {accuracy}" if accuracy else "")
+
+
+def _accuracy_text(row: dict[str, Any]) -> str:
+    """A variant's task accuracy on the host's held-out images and its verdict ("" if none)."""
+    if not _known(row.get("host_accuracy")):
+        return ""
+    text = (f"{row.get('accuracy_metric')} {row['host_accuracy']:.3f} on the host "
+            f"({row.get('accuracy_verdict')}")
+    if _known(row.get("host_accuracy_ref")) and row["host_accuracy_ref"] > 0:
+        text += f", keeps {row['host_accuracy'] / row['host_accuracy_ref']:.1%} of float32"
+    return text + ")"
 
 
 def format_pick(result: dict[str, Any] | list[dict[str, Any]]) -> str:
@@ -234,6 +239,9 @@ def format_pick(result: dict[str, Any] | list[dict[str, Any]]) -> str:
     if model is None:
         name = f"{best.get('model')} {name}"
     lines = [f"{head}: use {name}", f"  why: {result.get('why', '')}", *notes]
+    if _accuracy_text(best):
+        warn = " (fails its accuracy verdict)" if best.get("accuracy_verdict") == "fail" else ""
+        lines.append(f"  accuracy{warn}: {_accuracy_text(best)}")
     tied = result.get("tied") or []
     if tied:
         lines.append("  tied within noise (the measurements cannot tell them apart):")
