@@ -220,13 +220,11 @@ def accuracy_table(keys: Sequence[str], build_dir: Path = DEFAULT_BUILD_DIR) -> 
     for key in keys:
         m = store.read("artifacts", key)
         ref_key = (m.get("reference") or {}).get("key")
-        if not ref_key or not store.has("references", ref_key):
-            continue
-        ref = store.read("references", ref_key)
-        if not ref.get("accuracy"):
-            continue
-        refs.setdefault(ref_key, ref)
-        rows.setdefault(ref_key, []).append(m)
+        if ref_key and ref_key not in refs and store.has("references", ref_key):
+            refs[ref_key] = store.read("references", ref_key)
+        if ref_key in refs and refs[ref_key].get("accuracy"):
+            rows.setdefault(ref_key, []).append(m)
+    refs = {k: ref for k, ref in refs.items() if k in rows}
     if not refs:
         return None
     table = Table(title="task accuracy (held-out, labelled)")
@@ -310,8 +308,8 @@ def build_step(targets: Sequence[Target], build_dir: Path = DEFAULT_BUILD_DIR, *
         accuracy = accuracy_table(keys, build_dir) if run_validate else None
         if accuracy is not None:
             console.print(accuracy)
-    if training_line(summary):
-        console.print(training_line(summary))
+    if trained := training_line(summary):
+        console.print(trained)
     for o in summary.failures:
         console.print(f"[red]{o.status}[/] " + escape(f"{o.job.label}: {o.error}"))
     for f in result.fidelity_failures:

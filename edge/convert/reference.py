@@ -97,7 +97,7 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray,
     np.save(staged / REFERENCE_IMAGES, np.ascontiguousarray(eval_images))
     np.save(staged / REFERENCE_OUTPUTS, np.ascontiguousarray(outputs, dtype=np.float32))
     accuracy = None
-    if target.holdout() is not None:
+    if target.holdout_expected():
         run = (tflite_runner(Path(target.source)) if target.kind == "tflite"
                else saved_model_runner(sm_dir))
         accuracy = reference_accuracy(target, staged, run)

@@ -114,15 +114,14 @@ class Target:
         from edge.garden.datasets import evaluation_set
         from edge.garden.training import HOLDOUT_IMAGES, HOLDOUT_SEED
 
+        if not self.holdout_expected():
+            return None
         if self.eval_data:
             data = self.labelled()
             return data.holdout, f"--eval-data {self.eval_data} ({len(data.holdout)} images " \
                 "not used for calibration)"
-        if self.kind == "garden" and self.trained:
-            return (evaluation_set(self.task, self.input_size, n=HOLDOUT_IMAGES,
-                                   seed=HOLDOUT_SEED),
-                    f"synthetic held-out set ({HOLDOUT_IMAGES} images, seed {HOLDOUT_SEED})")
-        return None
+        return (evaluation_set(self.task, self.input_size, n=HOLDOUT_IMAGES, seed=HOLDOUT_SEED),
+                f"synthetic held-out set ({HOLDOUT_IMAGES} images, seed {HOLDOUT_SEED})")
 
     def fidelity_labels(self):
         """The labels of the fidelity inputs (`eval_images`), where they have any: what a
@@ -140,6 +139,7 @@ class Target:
         return None
 
     def holdout_expected(self) -> bool:
+        """Whether the target has labelled held-out images (`holdout`), without making them."""
         return bool(self.eval_data) or (self.kind == "garden" and self.trained)
 
     def training_key(self) -> str | None:
@@ -172,8 +172,9 @@ class Target:
             material["calibration"] = [CALIBRATION_IMAGES, CALIBRATION_SEED]
             if self.holdout_expected():
                 material["holdout"] = [HOLDOUT_IMAGES, HOLDOUT_SEED]
-        if self.training_key():
-            material["training"] = self.training_key()
+        training = self.training_key()
+        if training:
+            material["training"] = training
         if self.kind in ("garden", "keras"):  # exported here (reference.py), static batch
             material["export_batch"] = EXPORT_BATCH
         if self.kind == "garden":

@@ -17,6 +17,7 @@ and fidelity; no image is in both.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +40,6 @@ class LabelledData:
     calibration: EvalSet
     holdout: EvalSet
     classes: tuple[str, ...] = ()
-
-    def describe(self) -> dict:
-        return {"source": self.source, "calibration_images": len(self.calibration),
-                "holdout_images": len(self.holdout)}
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -76,13 +73,20 @@ def _split(n: int) -> int:
 def load(folder: str | Path, task: str, size: tuple[int, int],
          labels: list[str] | None = None) -> LabelledData:
     """Load and split a labelled folder for `task` at input `size` (H, W); errors name the
-    file or folder at fault."""
+    file or folder at fault. The arrays are read-only and shared: a process that asks again
+    for the same folder, task, size and labels gets the same sets without reading it again."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EvalDataError(f"--eval-data: folder not found: {folder}")
+    return _load(folder.resolve(), task, tuple(size), tuple(labels) if labels else None)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(folder: Path, task: str, size: tuple[int, int],
+          labels: tuple[str, ...] | None) -> LabelledData:
     loader = {"classification": _classification, "segmentation": _segmentation,
               "text_detection": _text}[task]
-    return loader(folder, size, labels)
+    return loader(folder, size, list(labels) if labels else None)
 
 
 def _classification(folder, size, labels) -> LabelledData:

@@ -19,6 +19,7 @@ other, so a second build trains nothing.
 from __future__ import annotations
 
 import inspect
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -105,7 +106,7 @@ def training_material(config, schedule: Schedule) -> dict:
         params.pop("head", None)
     return {"model": config.spec.name, "params": params, "source": material["source"],
             "schedule": schedule.to_dict(),
-            "training": _source_hash(__import__(__name__, fromlist=["_"]), datasets)}
+            "training": _source_hash(sys.modules[__name__], datasets)}
 
 
 def _source_hash(*modules) -> str:

@@ -62,6 +62,14 @@ def run_model(fmt: str, model_path: Path, inputs: np.ndarray) -> np.ndarray:
     return run_tflite(model_path, inputs)
 
 
+def model_runner(fmt: str, model_path: Path):
+    """A function from a batch of inputs to the model's outputs; a TFLite model's interpreter
+    is made once (the held-out images are scored a few at a time)."""
+    if fmt == "onnx":
+        return lambda inputs: run_model(fmt, model_path, inputs)
+    return tflite_runner(model_path)
+
+
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     dtype = np.dtype(detail["dtype"])
     if dtype == np.float32:
@@ -80,17 +88,26 @@ def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
 
 def run_tflite(model_path: Path, inputs: np.ndarray, threads: int = 2) -> np.ndarray:
     """Outputs of a .tflite model for a batch of float inputs, one image per invoke."""
+    return tflite_runner(model_path, threads)(inputs)
+
+
+def tflite_runner(model_path: Path, threads: int = 2):
+    """`run_tflite` with its interpreter made once, for batches one after another."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(model_path), num_threads=threads)
     interp.allocate_tensors()
     (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
-    results = []
-    for i in range(len(inputs)):
-        interp.set_tensor(inp["index"], quantize(inputs[i:i + 1], inp))
-        interp.invoke()
-        results.append(dequantize(interp.get_tensor(out["index"]), out))
-    return np.concatenate(results)
+
+    def run(inputs: np.ndarray) -> np.ndarray:
+        results = []
+        for i in range(len(inputs)):
+            interp.set_tensor(inp["index"], quantize(inputs[i:i + 1], inp))
+            interp.invoke()
+            results.append(dequantize(interp.get_tensor(out["index"]), out))
+        return np.concatenate(results)
+
+    return run
 
 
 def current_thresholds(manifest: dict) -> dict:
@@ -181,7 +198,7 @@ def variant_accuracy(fmt: str, model_path: Path, ref_dir: Path, reference: dict,
     images, truth = acc.load_holdout(ref_dir)
     classes = reference["accuracy"].get("classes")
     prep = Preprocessing(tuple(model["mean"]), tuple(model["std"]))
-    stats = acc.holdout_stats(task, lambda x: run_model(fmt, model_path, x), images, truth,
+    stats = acc.holdout_stats(task, model_runner(fmt, model_path), images, truth,
                               prep.apply, None if classes is None else np.asarray(classes),
                               chunk=10)
     ref_stats = np.load(ref_dir / acc.HOLDOUT_STATS_FILE)
