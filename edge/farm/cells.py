@@ -209,6 +209,9 @@ class Bench:
                                         "host_index_pages": self.host_index_pages,
                                         "target_index": cal.target_index, "factor": cal.factor,
                                         "clamped": cal.clamped, "warning": cal.warning}
+        if self.host_index is not None:
+            extra.setdefault("host_benchmark", {"index": self.host_index,
+                                                "pages": self.host_index_pages})
         kind = "native" if cell.native else "browser"
         if kind in self.noise and "noise" not in extra:
             extra["noise"] = self.noise[kind]
