@@ -378,28 +378,41 @@ def report(run, reports_dir, compare):
 @click.option("--max-memory", "max_memory", type=float, metavar="MB", help="Memory budget (MB).")
 @click.option("--min-fidelity", "min_fidelity", type=float, metavar="X",
               help="Minimum fidelity (the task's headline metric against float32, 0..1).")
+@click.option("--max-cold", "max_cold", type=float, metavar="MS",
+              help="Cold-start budget (download on the phone's network + load + first "
+                   "inference, ms).")
+@click.option("--allow-accuracy-fail", is_flag=True,
+              help="Also consider variants that fail their task-accuracy verdict (left out by "
+                   "default).")
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
 def pick(run, reports_dir, device, model, max_p90, max_size, max_memory, min_fidelity,
-         as_json):
+         max_cold, allow_accuracy_fail, as_json):
     """Recommend a variant and runtime for a device under latency/size/memory/fidelity budgets.
 
-    Uses the same ranking rules as the report's picker. When nothing fits, says which budget
-    rules everything out. Notes say what the figures are worth (an emulated estimate, its
-    achieved slowdown, the emulation error against a published reference point).
+    Every catalogued phone has an answer: the host's measurement times a factor for the phone
+    with its 80 % interval and evidence (your device via `edge calibrate`, published figures,
+    the benchmark index). Uses the same ranking rules as the report's picker. When nothing
+    fits, says which budget rules everything out; when estimates tie, what to measure on the
+    device to settle it.
     """
     from edge.reference_points import compare_with_records, load_reference_points
+    from edge.report.phones import phone_answer
     from edge.report.pick import format_pick, require_model
     from edge.report.pick import pick as pick_variant
     from edge.report.table import load_run, tidy
 
     run_id = _run_id(reports_dir, run)
-    records = load_run(reports_dir, run_id)[0]
-    df = tidy(records)
+    records, meta = load_run(reports_dir, run_id)
+    answer = phone_answer(tidy(records), records, meta)
+    if answer.error:
+        click.echo(f"warning: {answer.error}", err=True)
+    df = answer.rows
     require_model(df, model)
     references = compare_with_records(load_reference_points(), records)
     result = pick_variant(df, device, max_p90_ms=max_p90, max_size_mb=max_size,
                           max_memory_mb=max_memory, min_fidelity=min_fidelity, model=model,
-                          references=references)
+                          references=references, max_cold_ms=max_cold,
+                          accuracy_pass=not allow_accuracy_fail)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
     else:

@@ -123,6 +123,7 @@ class Phone:
     network: Mapping[str, float]
     memory_class: float | None
     cores: int | None
+    cpu_slowdown: float | None = None  # a profile that fixes the slowdown instead of an index
 
 
 def catalog_phones(path: Path | str | None = None) -> list[Phone]:
@@ -142,7 +143,8 @@ def catalog_phones(path: Path | str | None = None) -> list[Phone]:
         net = networks.get(p.get("network"), {}) if isinstance(networks, dict) else {}
         phones.append(Phone(name, str(p.get("label", name)), _pos(p.get("benchmark_index")),
                             net if isinstance(net, dict) else {}, _pos(p.get("memory_class")),
-                            int(p["cores"]) if isinstance(p.get("cores"), int) else None))
+                            int(p["cores"]) if isinstance(p.get("cores"), int) else None,
+                            _pos(p.get("cpu_slowdown"))))
     return phones
 
 
@@ -228,6 +230,7 @@ def published_evidence(points: Iterable[ReferencePoint],
     published architecture, a CPU runtime edge runs (WASM points only with SIMD, as edge's
     browser always runs it), a variant the host measured."""
     host = host_cells(records)
+    points = list(points)
     out = []
     for p in points:
         kind, precision = kind_of(p.runtime), precision_of(p.variant)
@@ -240,7 +243,20 @@ def published_evidence(points: Iterable[ReferencePoint],
             continue
         out.append(Evidence(p.phone, kind, precision, p.model, p.variant, p.runtime, p.threads,
                             rec.get("threads"), p.latency_ms, _p50(rec), "published", p.id))
-    return out
+    # A phone published in several eras (TFLite's 2018 kernels, 2020's, XNNPACK): where the
+    # same phone, model, precision and threads have an XNNPACK figure, today's LiteRT default
+    # CPU kernels, it alone stands for them.
+    modern = {(e.phone, e.kind, e.precision, e.model, e.threads) for e in out
+              if "xnnpack" in _features(points, e.source)}
+    return [e for e in out if (e.phone, e.kind, e.precision, e.model, e.threads) not in modern
+            or "xnnpack" in _features(points, e.source)]
+
+
+def _features(points: Iterable[ReferencePoint], point_id: str) -> str:
+    for p in points:
+        if p.id == point_id:
+            return p.features or ""
+    return ""
 
 
 # --- calibrations (evidence from the user's own devices) ----------------------------------------
@@ -405,7 +421,10 @@ class Estimator:
         return self._cache["pooled"]
 
     def _index_ratio(self, phone: str) -> float | None:
+        """host index / phone index; a profile with a fixed `cpu_slowdown` gives that."""
         p = self.phones.get(phone)
+        if p is not None and p.benchmark_index is None and p.cpu_slowdown is not None:
+            return p.cpu_slowdown
         if p is None or p.benchmark_index is None or self.host_index is None:
             return None
         return self.host_index / p.benchmark_index
@@ -530,10 +549,12 @@ class Estimator:
                           tuple(e.source for e in pts),
                           f"index ratio {ratio:.2f} × {value:.2f}, the published/index ratio "
                           f"of {len({e.phone for e in pts})} other phone(s)")
+        p = self.phones[phone]
+        basis = (f"the profile's fixed CPU slowdown {p.cpu_slowdown:g}"
+                 if p.benchmark_index is None else
+                 f"host index {self.host_index:g} / phone index {p.benchmark_index:g}")
         return Factor(phone, kind, precision, ratio, INDEX_BAND, "index", 0, (),
-                      f"host index {self.host_index:g} / phone index "
-                      f"{self.phones[phone].benchmark_index:g}; no published figure for "
-                      f"{kind} {precision} on any phone")
+                      f"{basis}; no published figure for {kind} {precision} on any phone")
 
 
 def _models_note(pts: Sequence[Evidence]) -> str:

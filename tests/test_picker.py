@@ -92,7 +92,8 @@ def test_best_on_host_under_the_default_budgets(df):
     assert runners(result) == [("tflite-fp32", "litert"), ("tflite-int8-dynamic", "litert"),
                                ("tfjs-uint8", "tfjs-wasm")]
     # both int8-full cells (0.5) and the unknown-fidelity cell miss min fidelity 0.9
-    assert result["excludedBy"] == {"maxP90Ms": 0, "maxSizeMb": 0, "minFidelity": 3}
+    assert result["excludedBy"] == {"maxP90Ms": 0, "maxSizeMb": 0, "minFidelity": 3,
+                                    "accuracyPass": 0}
     assert (result["candidates"], result["fitting"]) == (9, 6)
     assert result["binding"] is None
     why = result["why"]
@@ -149,7 +150,7 @@ def test_runners_up_order_and_tie_breaks():
     result = pick(frame, "d", min_fidelity=0.99)
     assert [r["variant"] for r in [result["best"], *result["runnersUp"]]] == \
         ["small", "big", "alpha", "faithful"]
-    assert result["excludedBy"] == {"minFidelity": 1}
+    assert result["excludedBy"] == {"minFidelity": 1, "accuracyPass": 0}
 
 
 @needs_node
@@ -161,7 +162,7 @@ def test_unknown_fidelity_fails_a_min_fidelity_budget(df):
     assert picked(pick(browser, "host", min_fidelity=0.0)) == ("tflite-int8-full", "tflite-web")
     strict = pick(browser, "host", min_fidelity=0.9)
     assert picked(strict) == ("tfjs-uint8", "tfjs-wasm")
-    assert strict["excludedBy"] == {"minFidelity": 2}
+    assert strict["excludedBy"] == {"minFidelity": 2, "accuracyPass": 0}
 
 
 @needs_node
@@ -172,7 +173,7 @@ def test_unknown_memory_passes_only_without_a_memory_budget():
     assert pick(frame, "d")["best"]["variant"] == "unknown"
     result = pick(frame, "d", max_memory_mb=200)
     assert result["best"]["variant"] == "light"
-    assert result["excludedBy"] == {"maxMemoryMb": 2}
+    assert result["excludedBy"] == {"maxMemoryMb": 2, "accuracyPass": 0}
     assert "memory 100 MB (max memory 200 MB)" in result["why"]
 
 
@@ -181,7 +182,8 @@ def test_nothing_fits_names_the_budget_that_rules_everything_out(df):
     phone = pick(df, "moto_g4", **DEFAULTS, model=MB)
     assert phone["best"] is None and phone["binding"] == "maxP90Ms"
     assert phone["verdict"] == "every candidate exceeds max p90 200 ms (fastest on moto_g4: 406 ms)"
-    assert phone["excludedBy"] == {"maxP90Ms": 2, "maxSizeMb": 0, "minFidelity": 0}
+    assert phone["excludedBy"] == {"maxP90Ms": 2, "maxSizeMb": 0, "minFidelity": 0,
+                                   "accuracyPass": 0}
 
     size = pick(df, "host", max_size_mb=0.3, model=MB)
     assert size["binding"] == "maxSizeMb"
@@ -209,7 +211,8 @@ def test_the_binding_budget_is_the_one_whose_removal_admits_most():
                  {"p90_ms": 70.0, "size_mb": 20.0},
                  {"p90_ms": 5.0, "fidelity": 0.8}, {"p90_ms": 6.0, "fidelity": 0.85})
     result = pick(frame, "d", max_p90_ms=10, max_size_mb=10, min_fidelity=0.9)
-    assert result["excludedBy"] == {"maxP90Ms": 3, "maxSizeMb": 3, "minFidelity": 2}
+    assert result["excludedBy"] == {"maxP90Ms": 3, "maxSizeMb": 3, "minFidelity": 2,
+                                    "accuracyPass": 0}
     assert result["binding"] == "minFidelity"
     assert result["verdict"].startswith("2 of 5 candidates are below min fidelity 0.9 "
                                         "(best of those: top1_agreement 0.850)")
@@ -278,7 +281,9 @@ def test_the_script_matches_python_constants():
     assert out["d"] == {"maxP90Ms": DEFAULT_BUDGETS["max_p90_ms"],
                         "maxSizeMb": DEFAULT_BUDGETS["max_size_mb"],
                         "maxMemoryMb": DEFAULT_BUDGETS["max_memory_mb"],
-                        "minFidelity": DEFAULT_BUDGETS["min_fidelity"]}
+                        "minFidelity": DEFAULT_BUDGETS["min_fidelity"],
+                        "maxColdMs": DEFAULT_BUDGETS["max_cold_ms"],
+                        "accuracyPass": DEFAULT_BUDGETS["accuracy_pass"]}
 
 
 # -- what the figures are worth -------------------------------------------------------------
@@ -391,7 +396,8 @@ def test_a_missing_p90_ranks_by_p50_and_says_so():
     result = pick(frame, "d", max_p90_ms=10)
     assert result["best"]["variant"] == "few"
     assert "p50 3 ms (no p90: too few runs, 12) (max p90 10 ms)" in result["why"]
-    assert result["excludedBy"] == {"maxP90Ms": 1}  # the budget holds the p50 too
+    assert result["excludedBy"] == {"maxP90Ms": 1,
+                                    "accuracyPass": 0}  # the budget holds the p50 too
     assert [r["variant"] for r in result["runnersUp"]] == ["many"]
     assert "    3. slowfew (r): p50 30 ms (no p90: too few runs), 1 MB gzip, fidelity 1.000" \
         in format_pick(pick(frame, "d"))

@@ -180,19 +180,33 @@ def _same(a, b) -> bool:
 
 
 def test_overview_embeds_the_tidy_rows_without_samples(report, fixture_rows):
+    """The picker's rows: the measured (not emulated) cells as the tidy table has them, then
+    every catalogued phone's estimates of the host's CPU cells."""
+    from edge.estimate import catalog_phones
+
     data = embedded(report["index"])
     rows = data["rows"]
-    expected = json.loads(fixture_rows.drop(columns=["samples"]).to_json(orient="records",
-                                                                         double_precision=15))
-    assert [r["cell_id"] for r in rows] == list(fixture_rows["cell_id"])
-    for got, want in zip(rows, expected, strict=True):
+    measured = fixture_rows[~fixture_rows["emulated"]]
+    expected = json.loads(measured.drop(columns=["samples"]).to_json(orient="records",
+                                                                     double_precision=15))
+    got_measured = [r for r in rows if r.get("estimated") is not True]
+    assert [r["cell_id"] for r in got_measured] == list(measured["cell_id"])
+    for got, want in zip(got_measured, expected, strict=True):
         assert "samples" not in got
-        assert set(got) == set(want)
         for key in want:
             assert _same(got[key], want[key]), (got["cell_id"], key, got[key], want[key])
+    estimates = [r for r in rows if r.get("estimated") is True]
+    phones = {p.name for p in catalog_phones()}
+    assert {r["device"] for r in estimates} == phones  # every catalogued phone is answered
+    host_cpu = measured[(measured["device"] == "host") & (measured["status"] == "ok")
+                        & measured["runtime"].isin(["litert", "tfjs-wasm", "tflite-web",
+                                                    "tflite-runtime", "litertjs-wasm"])]
+    assert len(estimates) == len(host_cpu) * len(phones)
+    for r in estimates:
+        assert r["ci_lo_ms"] < r["p50_ms"] < r["ci_hi_ms"] and r["evidence"]
     assert data["models"] == list(dict.fromkeys(fixture_rows["model"]))
     devices = {d["id"]: d for d in data["devices"]}
-    assert devices["moto_g4"]["emulated"] and not devices["host"]["emulated"]
+    assert devices["moto_g4"]["estimated"] and not devices["host"]["emulated"]
     assert devices["moto_g4"]["calibration"][0]["factor"] == pytest.approx(3.7575)
 
 
@@ -212,11 +226,17 @@ def test_model_pages_embed_samples(report, fixture_rows):
 def test_page_rows_and_picker_js_give_the_cli_pick(report, fixture_rows):
     """The page runs picker.js on its embedded rows; run the same file (through the CLI's
     wrapper) on those rows and on the tidy table: same answers, and the expected ones."""
+    from edge.report.phones import phone_answer
     from edge.report.pick import DEFAULT_BUDGETS, pick, run_picker
 
     camel = {"max_p90_ms": "maxP90Ms", "max_size_mb": "maxSizeMb",
-             "max_memory_mb": "maxMemoryMb", "min_fidelity": "minFidelity"}
+             "max_memory_mb": "maxMemoryMb", "min_fidelity": "minFidelity",
+             "max_cold_ms": "maxColdMs", "accuracy_pass": "accuracyPass"}
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        records, meta = load_run(FIXTURES, RUN_ID)
+    fixture_rows = phone_answer(fixture_rows, records, meta).rows
     rows = embedded(report["index"])["rows"]
     page_rows = json.dumps(rows)
     for model in dict.fromkeys(fixture_rows["model"]):
@@ -235,7 +255,7 @@ def test_page_rows_and_picker_js_give_the_cli_pick(report, fixture_rows):
     host = pick(fixture_rows, "host", **DEFAULT_BUDGETS, model=mobilenet)
     assert (host["best"]["variant"], host["best"]["runtime"]) == ("tflite-fp32", "tflite-runtime")
     phone = pick(fixture_rows, "moto_g4", **DEFAULT_BUDGETS, model=mobilenet)
-    assert phone["best"] is None and phone["binding"] == "maxP90Ms"
+    assert phone["best"]["estimated"] is True and phone["best"]["device"] == "moto_g4"
 
 
 # -- latest, offline ----------------------------------------------------------------------------

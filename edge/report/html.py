@@ -49,6 +49,7 @@ from typing import Any
 import pandas as pd
 
 from edge.errors import EdgeError
+from edge.report.phones import PhoneAnswer, phone_answer
 from edge.report.table import GPU_RUNTIMES, load_run, tidy, write_tidy
 from edge.results.checks import FAIL, NA, PASS, checks_json, self_checks
 from edge.results.store import latest_run
@@ -479,7 +480,8 @@ the same phone, model and runtime. Ratio = estimate ÷ published: the emulation 
 def _overview(run_id: str, run_dir: Path, df: pd.DataFrame, meta: Mapping[str, Any] | None,
               records: list[Mapping[str, Any]], devices: list[dict[str, Any]],
               families: Mapping[str, str], counts: Mapping[str, int],
-              checks: list[Mapping[str, Any]], references: Mapping[str, Any]) -> str:
+              checks: list[Mapping[str, Any]], references: Mapping[str, Any],
+              answer: PhoneAnswer | None = None) -> str:
     meta = meta or {}
     bad = sum(n for s, n in counts.items() if s != "ok")
     if bad:
@@ -517,6 +519,8 @@ wins. GPU runtimes are never recommended for an emulated phone. The ranking is
 <label>Max size (MB gzip) <input id="pick-size" type="number" min="0" step="any"></label>
 <label>Max memory (MB) <input id="pick-memory" type="number" min="0" step="any"></label>
 <label>Min fidelity <input id="pick-fidelity" type="number" min="0" max="1" step="any"></label>
+<label>Max cold start (ms) <input id="pick-cold" type="number" min="0" step="any"></label>
+<label><input id="pick-accuracy" type="checkbox"> Accuracy verdict must pass</label>
 <button type="button" id="pick-reset">Defaults</button>
 </form>
 <div id="pick-result" class="pick-result" aria-live="polite"></div>
@@ -527,6 +531,10 @@ wins. GPU runtimes are never recommended for an emulated phone. The ranking is
 <section class="card">
 <h2>Best variant per device</h2>
 <p class="muted" id="best-budgets">Under the picker's default budgets.</p>
+<p class="muted">Phones are <b>estimates</b>: the host's measurement times a factor for the
+phone, runtime kind and precision, with its 80 % interval and the evidence it rests on (your
+device, published figures, the benchmark index); see "Phone factors" below. Builds whose
+intervals overlap cannot be ranked without the device: the pick says what to measure.</p>
 <div id="best-grid" class="scroll"></div>
 <noscript><p>This table is computed in the page and needs JavaScript.</p></noscript>
 </section>"""
@@ -543,8 +551,64 @@ measured or not ok). Emulated profiles are estimates.</p>
     return (f"<h1>Run {esc(run_id)}</h1>\n{banner}\n{_counts_markup(counts)}\n"
             f"{_checks_section(checks)}\n{picker}\n{best}"
             f"\n<section class=\"card\"><h2>Models</h2><ul class=\"models\">"
-            f"{''.join(model_items)}</ul></section>\n{_references_section(references)}\n"
+            f"{''.join(model_items)}</ul></section>\n{_factors_section(answer)}\n"
+            f"{_references_section(references)}\n"
             f"{heat}\n{_provenance(run_id, run_dir, meta, records, devices)}")
+
+
+def _answer_devices(devices: list[dict[str, Any]], answer: PhoneAnswer) -> list[dict[str, Any]]:
+    """The overview's devices: the host and real devices as measured, then every catalogued
+    phone, estimated (with its emulation facts where the run also emulated it)."""
+    by_id = {d["id"]: d for d in devices}
+    out = [d for d in devices if d["real"] and d["id"] not in {p.name for p in answer.phones}]
+    for phone in answer.phones:
+        d = dict(by_id.get(phone.name) or {"id": phone.name, "label": phone.label,
+                                            "cells": 0, "calibration": [], "network": []})
+        d.update(emulated=False, real=False, estimated=True)
+        out.append(d)
+    return out
+
+
+_LEVEL_CLASS = {"device": "good", "published": "good", "published-precision": "",
+                "index-scaled": "warn", "index": "bad", "none": "bad"}
+
+
+def _factors_section(answer: PhoneAnswer | None) -> str:
+    """The factors behind the phone estimates: value, 80 % interval, evidence level, n."""
+    if answer is None:
+        return ""
+    head = ('<section class="card" id="phone-factors"><h2>Phone factors</h2>'
+            '<p class="muted">phone \u2248 host \u00d7 factor, per phone, runtime kind (native '
+            'code, WASM in the browser) and precision (what the arithmetic runs in once loaded:'
+            ' float for float32, float16 and weight-only builds; int8; dynamic-range). The '
+            'interval is the 80 % band from the evidence\'s own spread, left one out, never '
+            'narrower than \u00b125 % (one factor\'s error on HELP\'s public data). Levels, '
+            'best first: device (your own, edge calibrate), published (figures for this phone),'
+            ' published-precision (this phone\'s figure for another precision \u00d7 the '
+            'precision effect of other phones), index-scaled (benchmark index ratio scaled by '
+            'other phones\' published figures), index (the bare ratio, widest band).')
+    if answer.host_index is not None:
+        head += f" Host benchmark index this run: {esc(_fmt(answer.host_index))}."
+    if answer.calibrations:
+        head += f" Device calibrations: <code>{esc(answer.calibrations)}</code>."
+    head += "</p>"
+    if answer.error:
+        return head + f'<p class="banner bad">{esc(answer.error)}</p></section>'
+    if not answer.factors:
+        return head + "<p>No estimate: the run has no host cell on a CPU runtime.</p></section>"
+    rows = []
+    for f in answer.factors:
+        cls = _LEVEL_CLASS.get(f["level"], "")
+        rows.append(
+            f"<tr class=\"factor\"><td>{esc(f['phone'])}</td><td>{esc(f['kind'])}</td>"
+            f"<td>{esc(f['precision'])}</td><td class=\"num\">{esc(_fmt(f['value']))}</td>"
+            f"<td class=\"num\">{esc(_fmt(f['lo']))}\u2013{esc(_fmt(f['hi']))}</td>"
+            f"<td>{_badge(f['level'], cls)}</td><td class=\"num\">{f['n']}</td>"
+            f"<td class=\"note\">{esc(f['note'])}</td></tr>")
+    return (head + '<div class="scroll"><table class="plain" id="factors-table"><thead><tr>'
+            "<th>phone</th><th>runtime kind</th><th>precision</th><th>factor</th>"
+            "<th>80 % interval</th><th>evidence</th><th>n</th><th>basis</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div></section>")
 
 
 def _provenance(run_id: str, run_dir: Path, meta: Mapping[str, Any],
@@ -1147,6 +1211,7 @@ def write_report(reports_dir: Path, run_id: str | None) -> Path:
     checks = self_checks(records)
     _write_text(run_dir / CHECKS_NAME, checks_json(checks))
     references = reference_rows(records)
+    answer = phone_answer(df, records, meta)
 
     families = family_slugs([f for f in dict.fromkeys(df["family"]) if f is not None])
     counts = _status_counts(df)
@@ -1157,14 +1222,15 @@ def write_report(reports_dir: Path, run_id: str | None) -> Path:
               "statuses": dict(counts)}
 
     # Overview: rows without samples; the picker and the best-per-device grid run in the page.
-    overview = {**common, "page": "overview", "models": models, "rows": _rows(df, False),
+    overview = {**common, "page": "overview", "models": models,
+                "rows": _rows(answer.rows, False), "devices": _answer_devices(devices, answer),
                 "references": references["rows"], "checks": checks}
     index = run_dir / "index.html"
     _write_assets(run_dir)
     _write_text(index, _page(
         f"edge report \u00b7 {run_id}", "overview", _nav(run_id, families, counts, "index"),
         _overview(run_id, run_dir, df, meta, records, devices, families, counts, checks,
-                  references), overview,
+                  references, answer), overview,
         (PLOTLY_JS, "picker.js", "report.js")))
 
     for family, slug in families.items():

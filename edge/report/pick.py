@@ -31,10 +31,11 @@ NODE_ENV = "EDGE_NODE"
 
 #: The page's default budgets (picker.js ``DEFAULT_BUDGETS``), as `pick` keyword arguments.
 DEFAULT_BUDGETS = {"max_p90_ms": 200.0, "max_size_mb": 10.0, "max_memory_mb": None,
-                   "min_fidelity": 0.9}
+                   "min_fidelity": 0.9, "max_cold_ms": None, "accuracy_pass": True}
 
 _BUDGET_KEYS = {"max_p90_ms": "maxP90Ms", "max_size_mb": "maxSizeMb",
-                "max_memory_mb": "maxMemoryMb", "min_fidelity": "minFidelity"}
+                "max_memory_mb": "maxMemoryMb", "min_fidelity": "minFidelity",
+                "max_cold_ms": "maxColdMs", "accuracy_pass": "accuracyPass"}
 
 
 def node_executable() -> str:
@@ -55,9 +56,11 @@ def rows_json(df: pd.DataFrame) -> str:
         orient="records", double_precision=15, date_format="iso")
 
 
-def _budget(name: str, value: Any) -> float | None:
+def _budget(name: str, value: Any) -> float | bool | None:
     if value is None:
         return None
+    if name == "accuracy_pass":
+        return True if value else None
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -145,7 +148,8 @@ def _check_scope(df: pd.DataFrame, device: str | None, model: str | None) -> Non
 def pick(df: pd.DataFrame, device: str, max_p90_ms: float | None = None,
          max_size_mb: float | None = None, max_memory_mb: float | None = None,
          min_fidelity: float | None = None, *, model: str | None = None,
-         references: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+         references: list[dict[str, Any]] | None = None, max_cold_ms: float | None = None,
+         accuracy_pass: bool = True) -> dict[str, Any]:
     """The best variant on ``device`` within the budgets (None: not applied), by picker.js's
     rules; ``model`` (a model name or family) restricts the candidates to one model;
     ``references`` are reference-point rows (`edge.reference_points.compare_with_records`)
@@ -154,22 +158,28 @@ def pick(df: pd.DataFrame, device: str, max_p90_ms: float | None = None,
     rows), ``excludedBy`` ({budget: candidates it excludes}), ``gpuExcluded`` (GPU cells on an
     emulated device, never candidates), ``binding`` (the budget that rules everything out, when
     nothing fits), ``verdict``, ``notes`` (what the figures are worth), ``candidates``,
-    ``fitting``. `EdgeError` when Node.js is missing or the device (or model) was not
-    measured."""
+    ``fitting``, ``settle`` (for estimates that tie: what a measurement on the device would
+    settle). ``max_cold_ms`` caps the cold start (download + load + first inference);
+    ``accuracy_pass`` (default True) leaves out variants that fail their task-accuracy verdict.
+    `EdgeError` when Node.js is missing or the device (or model) was not measured."""
     _check_scope(df, device, model)
     budgets = _budgets(model, max_p90_ms=max_p90_ms, max_size_mb=max_size_mb,
-                       max_memory_mb=max_memory_mb, min_fidelity=min_fidelity)
+                       max_memory_mb=max_memory_mb, min_fidelity=min_fidelity,
+                       max_cold_ms=max_cold_ms, accuracy_pass=accuracy_pass)
     return run_picker(rows_json(df), budgets, device, references)
 
 
 def best_per_device(df: pd.DataFrame, max_p90_ms: float | None = None,
                     max_size_mb: float | None = None, max_memory_mb: float | None = None,
                     min_fidelity: float | None = None, *, model: str | None = None,
-                    references: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                    references: list[dict[str, Any]] | None = None,
+                    max_cold_ms: float | None = None,
+                    accuracy_pass: bool = True) -> list[dict[str, Any]]:
     """`pick` for every device of the run (in the order they were measured), one node call."""
     _check_scope(df, None, model)
     budgets = _budgets(model, max_p90_ms=max_p90_ms, max_size_mb=max_size_mb,
-                       max_memory_mb=max_memory_mb, min_fidelity=min_fidelity)
+                       max_memory_mb=max_memory_mb, min_fidelity=min_fidelity,
+                       max_cold_ms=max_cold_ms, accuracy_pass=accuracy_pass)
     return run_picker(rows_json(df), budgets, None, references)
 
 
@@ -201,7 +211,11 @@ def _figures(row: dict[str, Any]) -> str:
     size = row.get("size_mb")
     if not _known(size) and _known(row.get("gzip_bytes")):
         size = row["gzip_bytes"] / 1e6
-    if _known(row.get("p90_ms")) or not _known(row.get("p50_ms")):
+    if row.get("estimated") is True:
+        latency = (f"p50 {_fmt(row.get('p50_ms'), ' ms')} estimated (80 % interval "
+                   f"{_fmt(row.get('ci_lo_ms'))}\u2013{_fmt(row.get('ci_hi_ms'), ' ms')}, "
+                   f"{row.get('evidence')})")
+    elif _known(row.get("p90_ms")) or not _known(row.get("p50_ms")):
         latency = f"p90 {_fmt(row.get('p90_ms'), ' ms')}"
     else:
         latency = f"p50 {_fmt(row.get('p50_ms'), ' ms')} (no p90: too few runs)"
@@ -238,13 +252,19 @@ def format_pick(result: dict[str, Any] | list[dict[str, Any]]) -> str:
     name = _label(best)
     if model is None:
         name = f"{best.get('model')} {name}"
+    if best.get("estimated") is True:
+        name += " [estimated]"
     lines = [f"{head}: use {name}", f"  why: {result.get('why', '')}", *notes]
+    if result.get("settle"):
+        lines.append(f"  to settle it: {result['settle']}")
     if _accuracy_text(best):
         warn = " (fails its accuracy verdict)" if best.get("accuracy_verdict") == "fail" else ""
         lines.append(f"  accuracy{warn}: {_accuracy_text(best)}")
     tied = result.get("tied") or []
     if tied:
-        lines.append("  tied within noise (the measurements cannot tell them apart):")
+        lines.append("  tied: estimate intervals overlap, not resolvable without the device:"
+                     if best.get("estimated") is True else
+                     "  tied within noise (the measurements cannot tell them apart):")
         for row in tied:
             lines.append(f"    = {_label(row)}: {_figures(row)}")
     runners = result.get("runnersUp") or []
@@ -255,7 +275,8 @@ def format_pick(result: dict[str, Any] | list[dict[str, Any]]) -> str:
     excluded = {k: v for k, v in (result.get("excludedBy") or {}).items() if v}
     if excluded:
         words = {"maxP90Ms": "max p90", "maxSizeMb": "max size", "maxMemoryMb": "max memory",
-                 "minFidelity": "min fidelity"}
+                 "minFidelity": "min fidelity", "maxColdMs": "max cold start",
+                 "accuracyPass": "its accuracy verdict (--allow-accuracy-fail admits them)"}
         lines.append("  excluded: " + ", ".join(f"{v} by {words.get(k, k)}"
                                                 for k, v in excluded.items()))
     return "\n".join(lines)

@@ -35,6 +35,15 @@
  *  - when nothing fits, the verdict names the binding budget: the one that, if it alone were
  *    dropped, would admit the most candidates (ties: the one that excludes more, then the order
  *    p90, size, memory, fidelity);
+ *  - estimated rows (``estimated`` true: a phone's figures computed from the host's cell times an
+ *    evidence-backed factor, edge/estimate.py) are ranked like measured ones by their central
+ *    estimate; two estimated cells tie when their 80 % estimate intervals (ci_lo_ms..ci_hi_ms)
+ *    overlap: the evidence cannot order them, a measurement on the device can (result.settle
+ *    says which);
+ *  - the accuracy budget (accuracyPass, on by default): a variant that fails its task-accuracy
+ *    verdict is not a candidate unless the budget is dropped;
+ *  - the cold-start budget (maxColdMs): download on the phone's network + load + first
+ *    inference (cold_ms; for a measured cell, load + first inference + the estimated download);
  *  - result.notes: what the figures are worth: "emulated estimate (method, achieved slowdown
  *    x.xx vs target y.yy)" for an emulated device, the emulation error of a published
  *    reference point for that phone, model and runtime (options.references: rows of
@@ -45,11 +54,13 @@
   "use strict";
 
   var DEFAULT_BUDGETS = Object.freeze({
-    maxP90Ms: 200, maxSizeMb: 10, maxMemoryMb: null, minFidelity: 0.9,
+    maxP90Ms: 200, maxSizeMb: 10, maxMemoryMb: null, minFidelity: 0.9, maxColdMs: null,
+    accuracyPass: true,
   });
 
   /** Budget keys, in the order ties are broken. */
-  var BUDGET_KEYS = ["maxP90Ms", "maxSizeMb", "maxMemoryMb", "minFidelity"];
+  var BUDGET_KEYS = ["maxP90Ms", "maxSizeMb", "maxMemoryMb", "minFidelity", "maxColdMs",
+    "accuracyPass"];
 
   /** The headline fidelity figure per task (mirrors HEADLINE_METRIC in edge/garden/base.py). */
   var HEADLINE_METRIC = Object.freeze({
@@ -66,11 +77,12 @@
 
   var LABELS = {
     maxP90Ms: "max p90", maxSizeMb: "max size", maxMemoryMb: "max memory",
-    minFidelity: "min fidelity",
+    minFidelity: "min fidelity", maxColdMs: "max cold start", accuracyPass: "accuracy verdict",
   };
   var TIMES = "\u00d7";
 
-  var UNITS = { maxP90Ms: " ms", maxSizeMb: " MB", maxMemoryMb: " MB", minFidelity: "" };
+  var UNITS = { maxP90Ms: " ms", maxSizeMb: " MB", maxMemoryMb: " MB", minFidelity: "",
+    maxColdMs: " ms", accuracyPass: "" };
 
   function known(x) {
     return typeof x === "number" && isFinite(x);
@@ -88,6 +100,14 @@
       var b = options[key];
       if (isUnset(b)) {
         out[key] = null;
+        return;
+      }
+      if (key === "accuracyPass") {
+        if (typeof b !== "boolean") {
+          throw new Error("budget accuracyPass must be true, false or null, got " +
+            JSON.stringify(b));
+        }
+        out[key] = b ? true : null;
         return;
       }
       var n = typeof b === "number" ? b : Number(b);
@@ -131,7 +151,23 @@
 
   function fidelityName(row) { return HEADLINE_METRIC[row.task] || "fidelity"; }
 
-  var VALUE = { maxP90Ms: latency, maxSizeMb: sizeMb, maxMemoryMb: memoryMb, minFidelity: fidelity };
+  /** Cold start: download on the device's network + load + first inference (ms). */
+  function coldMs(row) {
+    if (known(row.cold_ms)) return row.cold_ms;
+    if (!known(row.load_ms) || !known(row.first_ms)) return null;
+    return row.load_ms + row.first_ms + (known(row.download_s) ? row.download_s * 1000 : 0);
+  }
+
+  /** The task-accuracy verdict ("pass", "fail") or null when the variant has none. */
+  function accuracyVerdict(row) {
+    return row.accuracy_verdict === "pass" || row.accuracy_verdict === "fail"
+      ? row.accuracy_verdict : null;
+  }
+
+  function estimated(row) { return row.estimated === true; }
+
+  var VALUE = { maxP90Ms: latency, maxSizeMb: sizeMb, maxMemoryMb: memoryMb, minFidelity: fidelity,
+    maxColdMs: coldMs, accuracyPass: accuracyVerdict };
 
   /** The budget keys a row misses (an unknown figure misses a budget set on it). */
   function failures(row, budgets) {
@@ -139,6 +175,7 @@
     return BUDGET_KEYS.filter(function (key) {
       if (b[key] === null) return false;
       var v = VALUE[key](row);
+      if (key === "accuracyPass") return v === "fail"; // no verdict: nothing to fail
       if (v === null) return true;
       return key === "minFidelity" ? v < b[key] : v > b[key];
     });
@@ -211,8 +248,13 @@
     return fmtNum(row.ci_lo_ms) + "\u2013" + fmtNum(row.ci_hi_ms) + " ms";
   }
 
-  /** Same model, runtime, device, threads and tie group: indistinguishable by the samples. */
+  /** Same model, runtime, device, threads and tie group: indistinguishable by the samples.
+   *  Two estimates of one device: their intervals overlap. */
   function tiedWith(a, b) {
+    if (estimated(a) || estimated(b)) {
+      return estimated(a) && estimated(b) && a.model === b.model && a.device === b.device &&
+        intervalsOverlap(a, b);
+    }
     return known(a.tie_group) && a.tie_group === b.tie_group && a.model === b.model &&
       a.runtime === b.runtime && a.device === b.device && sameThreads(a, b);
   }
@@ -226,6 +268,7 @@
   }
 
   function fmtBudget(key, value) {
+    if (key === "accuracyPass") return "accuracy verdict must pass";
     return LABELS[key] + " " + String(value) + UNITS[key];
   }
 
@@ -235,6 +278,10 @@
   }
 
   function fmtLatency(row) {
+    if (estimated(row) && p90(row) !== null) {
+      return "p90 " + fmtNum(p90(row)) + " ms estimated (p50 80 % interval " +
+        fmtInterval(row) + ")";
+    }
     if (p90(row) !== null) return "p90 " + fmtNum(p90(row)) + " ms";
     if (p50(row) !== null) {
       return "p50 " + fmtNum(p50(row)) + " ms (no p90: too few runs" +
@@ -252,6 +299,16 @@
       if (memoryMb(row) === null) return "memory unknown";
       return "memory " + fmtNum(memoryMb(row)) + " MB" +
         (row.memory_metric ? " as " + row.memory_metric : "");
+    }
+    if (key === "maxColdMs") {
+      return coldMs(row) === null ? "cold start unknown" : "cold start " + fmtNum(coldMs(row)) +
+        " ms" + (row.cold_source ? " (" + row.cold_source + ")" : "");
+    }
+    if (key === "accuracyPass") {
+      var v = accuracyVerdict(row);
+      return v === null ? "no accuracy verdict" : "accuracy " + v +
+        (known(row.host_accuracy) ? " (" + (row.accuracy_metric || "accuracy") + " " +
+          row.host_accuracy.toFixed(3) + ")" : "");
     }
     return fmtFidelity(row);
   }
@@ -293,6 +350,17 @@
     return matches[0];
   }
 
+  /** "estimate: host p50 4.07 ms x factor 6.2 [5.0, 7.8] (evidence: ...)" for an estimated
+   *  row, else null. */
+  function estimateNote(row) {
+    if (!estimated(row)) return null;
+    var text = "estimate (" + (row.evidence || "?") + "): the host's cell x factor " +
+      fmtNum(row.factor) + " (80 % interval " + fmtNum(row.factor_lo) + "\u2013" +
+      fmtNum(row.factor_hi) + ")";
+    if (row.evidence_note) text += "; " + row.evidence_note;
+    return text;
+  }
+
   function referenceNote(ref) {
     var what = ref.phone + " " + ref.model + (ref.variant ? " " + ref.variant : "") + " on " +
       ref.runtime;
@@ -315,6 +383,9 @@
   /** The row nearest to passing a budget, and how to say it ("fastest on X: 212 ms" when the
    *  rows are all the candidates, "fastest of those: ..." when only the ones that miss it). */
   function nearest(key, candidates, device, all) {
+    if (key === "accuracyPass") {
+      return (all ? "every variant on " + device : "those") + " fails its accuracy verdict";
+    }
     var best = null;
     candidates.forEach(function (row) {
       var v = VALUE[key](row);
@@ -326,17 +397,19 @@
     var on = all ? " on " + device : " of those";
     if (best === null) {
       var what = { maxP90Ms: "p90", maxSizeMb: "size", maxMemoryMb: "memory",
-        minFidelity: "fidelity figure" }[key];
+        minFidelity: "fidelity figure", maxColdMs: "cold start" }[key];
       return (all ? "no candidate on " + device : "none of those") + " has a known " + what;
     }
     if (key === "maxP90Ms") return "fastest" + on + ": " + fmtNum(best.v) + " ms";
     if (key === "maxSizeMb") return "smallest" + on + ": " + fmtNum(best.v) + " MB";
     if (key === "maxMemoryMb") return "least" + on + ": " + fmtNum(best.v) + " MB";
+    if (key === "maxColdMs") return "quickest cold start" + on + ": " + fmtNum(best.v) + " ms";
     return "best" + on + ": " + fmtFidelity(best.row);
   }
 
   function missVerb(key, all) {
     if (key === "minFidelity") return all ? "is below" : "are below";
+    if (key === "accuracyPass") return all ? "fails the" : "fail the";
     return all ? "exceeds" : "exceed";
   }
 
@@ -358,6 +431,8 @@
     if (best) {
       var emu = emulationNote(best);
       if (emu) notes.push(emu);
+      var est = estimateNote(best);
+      if (est) notes.push(est);
       if (softwareRendering(best)) {
         notes.push("software rendering (host): " + (best.gpu_renderer || "a software " +
           "rasterizer") + " drew these figures, not a GPU");
@@ -388,7 +463,7 @@
     var result = {
       device: device, model: model, budgets: budgets, best: null, why: "", runnersUp: [],
       tied: [], excludedBy: {}, gpuExcluded: 0, candidates: 0, fitting: 0, binding: null,
-      verdict: "", notes: [], preferred: null,
+      verdict: "", notes: [], preferred: null, settle: null,
     };
     applied.forEach(function (k) { result.excludedBy[k] = 0; });
 
@@ -455,12 +530,24 @@
       }).slice(0, 3);
       var figures = BUDGET_KEYS.map(function (k) {
         if (k === "maxMemoryMb" && budgets[k] === null && memoryMb(best) === null) return null;
+        if (k === "maxColdMs" && budgets[k] === null && coldMs(best) === null) return null;
+        if (k === "accuracyPass" && accuracyVerdict(best) === null) return null;
         return fmtFigure(k, best) + " (" +
           (budgets[k] === null ? "no budget" : fmtBudget(k, budgets[k])) + ")";
       }).filter(Boolean);
       var within = plural(fits.length, "candidate") + " within budget on " + scope;
       if (result.preferred) {
         result.why = result.preferred.why + "; " + within + ": " + figures.join(", ");
+      } else if (result.tied.length && estimated(best)) {
+        result.settle = "measure " + [best].concat(result.tied).map(function (r) {
+          return label(r, manyModels);
+        }).join(" and ") + " on a real " + device + " (edge calibrate): the estimates' " +
+          "80 % intervals overlap, so the evidence cannot order them";
+        result.why = label(best, manyModels) + " ties with the fastest estimate of " + within +
+          ", not resolvable without the device (tied: " + result.tied.map(function (r) {
+            return label(r, manyModels);
+          }).join(", ") + "; among tied cells the smaller download, then the higher " +
+          "fidelity, wins): " + figures.join(", ");
       } else if (result.tied.length) {
         result.why = label(best, manyModels) + " ties within noise for the fastest of " +
           within + " (tied: " + result.tied.map(function (r) {
@@ -536,7 +623,9 @@
     GPU_RUNTIMES: GPU_RUNTIMES,
     compareRows: compareRows,
     latency: latency,
+    coldMs: coldMs,
     emulationNote: emulationNote,
+    estimateNote: estimateNote,
     referenceFor: referenceFor,
     pick: pick,
     bestPerDevice: bestPerDevice,

@@ -89,6 +89,16 @@
     return h("span", { className: "badge emu", text: "emulated: estimate" });
   }
 
+  function estBadge() {
+    return h("span", { className: "badge est", text: "estimated" });
+  }
+
+  /** "4.1 ms (3.2–5.3)" for an estimate's p50 and 80 % interval. */
+  function estimateText(row) {
+    return "p50 " + fmt(row.p50_ms, " ms") + " (" + fmt(row.ci_lo_ms, "") + "\u2013" +
+      fmt(row.ci_hi_ms, " ms") + ", " + (row.evidence || "?") + ")";
+  }
+
   function runtimeText(row) {
     return row.runtime + (known(row.threads) ? ", " + row.threads + " thread" +
       (row.threads === 1 ? "" : "s") : "") +
@@ -227,11 +237,23 @@
   // -- overview: the picker ----------------------------------------------------------------------
 
   var BUDGET_INPUTS = { maxP90Ms: "pick-p90", maxSizeMb: "pick-size", maxMemoryMb: "pick-memory",
-    minFidelity: "pick-fidelity" };
+    minFidelity: "pick-fidelity", maxColdMs: "pick-cold" };
   var BUDGET_WORDS = { maxP90Ms: "max p90", maxSizeMb: "max size", maxMemoryMb: "max memory",
-    minFidelity: "min fidelity" };
+    minFidelity: "min fidelity", maxColdMs: "max cold start", accuracyPass: "accuracy verdict" };
 
   function figures(row) {
+    var cold = window.edgePicker ? window.edgePicker.coldMs(row) : null;
+    var tail = (known(cold) ? " \u00b7 cold start " + fmt(cold, " ms") : "") +
+      (row.accuracy_verdict ? " \u00b7 accuracy " + row.accuracy_verdict : "");
+    if (row.estimated === true) {
+      return "estimated " + estimateText(row) + " \u00b7 p90 " + fmt(row.p90_ms, " ms") +
+        " \u00b7 " + fmt(row.size_mb, " MB") + " gzip \u00b7 fidelity " +
+        (known(row.fidelity) ? row.fidelity.toFixed(3) : "unknown") + tail;
+    }
+    return tail.length ? figures0(row) + tail : figures0(row);
+  }
+
+  function figures0(row) {
     return "p50 " + fmt(row.p50_ms, " ms") + " \u00b7 p90 " +
       (known(row.p90_ms) ? fmt(row.p90_ms, " ms") : "\u2014 (too few runs)") + " \u00b7 " +
       fmt(row.size_mb, " MB") + " gzip \u00b7 memory " + fmt(row.memory_mb, " MB") +
@@ -256,14 +278,21 @@
         "Recommended: ", h("strong", { text: b.variant }), " on ",
         h("strong", { text: runtimeText(b) }),
         " \u2014 " + (b.model || ""), dev.emulated ? " " : "", dev.emulated ? emuBadge() : null,
+        b.estimated === true ? " " : "", b.estimated === true ? estBadge() : null,
       ]));
       out.appendChild(h("p", { className: "figures", text: figures(b) }));
       out.appendChild(h("p", { className: "why" }, [h("b", { text: "Why: " }), result.why]));
       var notes = notesList(result);
       if (notes) out.appendChild(notes);
+      if (result.settle) {
+        out.appendChild(h("p", { className: "sub", id: "pick-settle" }, [
+          h("b", { text: "To settle it: " }), result.settle]));
+      }
       if (result.tied && result.tied.length) {
         out.appendChild(h("p", { className: "sub",
-          text: "Tied within noise (the measurements cannot tell them apart):" }));
+          text: b.estimated === true ? "Tied (estimate intervals overlap: not resolvable " +
+            "without the device):" : "Tied within noise (the measurements cannot tell them " +
+            "apart):" }));
         out.appendChild(h("ul", { className: "tied", id: "pick-tied" },
           result.tied.map(function (r) {
             return h("li", {}, [h("b", { text: r.variant + " (" + runtimeText(r) + ")" }),
@@ -314,13 +343,15 @@
     });
     (data.devices || []).forEach(function (d) {
       deviceSel.appendChild(h("option", { value: d.id,
-        text: d.id + " \u2014 " + d.label + (d.emulated ? " (emulated)" : "") }));
+        text: d.id + " \u2014 " + d.label + (d.emulated ? " (emulated)" : "") +
+          (d.estimated ? " (estimated)" : "") }));
     });
     function setDefaults() {
       Object.keys(BUDGET_INPUTS).forEach(function (k) {
         var v = picker.DEFAULT_BUDGETS[k];
         document.getElementById(BUDGET_INPUTS[k]).value = v === null || v === undefined ? "" : v;
       });
+      document.getElementById("pick-accuracy").checked = picker.DEFAULT_BUDGETS.accuracyPass;
     }
     function update() {
       var options = { device: deviceSel.value, model: modelSel.value || null,
@@ -330,6 +361,7 @@
         var n = raw === "" ? null : Number(raw);
         options[k] = n === null || isFinite(n) ? n : null;
       });
+      options.accuracyPass = document.getElementById("pick-accuracy").checked ? true : null;
       var result;
       try {
         result = picker.pick(data.rows, options);
@@ -358,16 +390,17 @@
     var words = Object.keys(BUDGET_WORDS).filter(function (k) {
       return budgets[k] !== null && budgets[k] !== undefined;
     }).map(function (k) {
+      if (k === "accuracyPass") return "accuracy verdict must pass";
       return BUDGET_WORDS[k] + " " + budgets[k] + ({ maxP90Ms: " ms", maxSizeMb: " MB",
-        maxMemoryMb: " MB" }[k] || "");
+        maxMemoryMb: " MB", maxColdMs: " ms" }[k] || "");
     });
     document.getElementById("best-budgets").textContent = "Under the picker's default " +
       "budgets (" + words.join(", ") + "): the fastest cell (by p90) that fits, per model " +
       "and device profile. Hover a cell for the reason.";
     var devices = data.devices || [];
     var head = h("tr", {}, [h("th", { text: "Model" })].concat(devices.map(function (d) {
-      return h("th", { title: d.label }, [d.id, d.emulated ? h("br") : null,
-        d.emulated ? emuBadge() : null]);
+      return h("th", { title: d.label }, [d.id, d.emulated || d.estimated ? h("br") : null,
+        d.emulated ? emuBadge() : null, d.estimated ? estBadge() : null]);
     })));
     var body = (data.models || []).map(function (model) {
       var results = picker.bestPerDevice(data.rows, Object.assign({}, budgets,
@@ -388,12 +421,16 @@
               r.binding ? h("br") : null,
               r.binding ? h("small", { text: BUDGET_WORDS[r.binding] }) : null]);
           }
-          var title = [r.why].concat(r.notes || []).join("\n");
+          var title = [r.why].concat(r.notes || []).concat(r.settle ? [r.settle] : [])
+            .join("\n");
+          var est = r.best.estimated === true;
+          var what = est ? estimateText(r.best) : (known(r.best.p90_ms)
+            ? "p90 " + fmt(r.best.p90_ms, " ms") : "p50 " + fmt(r.best.p50_ms, " ms"));
+          var tie = r.tied && r.tied.length ? (est ? " \u00b7 tie with " + r.tied.length +
+            ": not resolvable without the device" : " \u00b7 tied with " + r.tied.length) : "";
           return h("td", { className: "best", title: title, "data-cell": r.best.cell_id }, [
             h("b", { text: r.best.variant }), h("br"),
-            h("small", { text: runtimeText(r.best) + " \u00b7 " + (known(r.best.p90_ms)
-              ? "p90 " + fmt(r.best.p90_ms, " ms") : "p50 " + fmt(r.best.p50_ms, " ms")) +
-              (r.tied && r.tied.length ? " \u00b7 tied with " + r.tied.length : "") }),
+            h("small", { text: runtimeText(r.best) + " \u00b7 " + what + tie }),
           ]);
         })));
     });
