@@ -421,6 +421,50 @@ def pick(run, reports_dir, device, model, max_p90, max_size, max_memory, min_fid
 
 
 @cli.command()
+@click.option("--device", required=True, help="The device profile to calibrate (a real device "
+              "in your catalog: endpoint or adb; see edge devices).")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog file that names the "
+              "device (default: edge/data/catalog.toml).")
+@click.option("--model", "models", multiple=True, metavar="NAME",
+              help="Reference-set model (repeatable; default: mobilenet_v2, efficientnet_lite0).")
+@click.option("--variant", "variants", multiple=True, metavar="NAME",
+              help="Reference-set variant (repeatable; default: tflite-fp32, tflite-int8-full).")
+@click.option("--runtime", "runtimes", multiple=True, metavar="NAME",
+              help="Runtime on the device (repeatable; default: what the profile has: "
+                   "benchmark-model over adb, litertjs-wasm in its browser).")
+@click.option("--threads", "device_threads", type=int, metavar="N",
+              help="Threads on the device (default: the run's).")
+@click.option("--tiny", is_flag=True, help="Tiny model configurations (a quick check).")
+@click.option("--out", type=click.Path(path_type=Path), metavar="FILE",
+              help="Calibrations file to update (default: $EDGE_CALIBRATIONS or "
+                   "./device_calibrations.toml, which reports and edge pick read).")
+@click.option("--build-dir", type=click.Path(path_type=Path), default=Path("build"),
+              show_default=True)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True)
+def calibrate(device, catalog, models, variants, runtimes, device_threads, tiny, out, build_dir,
+              reports_dir):
+    """Measure a small reference set on a real device and on this host; store the factors.
+
+    The reference set (by default MobileNetV2 and EfficientNet-Lite0, float32 and full int8)
+    runs on the device (over adb with the TFLite benchmark tool, or in its browser through its
+    endpoint) and on the host, in one run. Each pair's figures go to the calibrations file with
+    the date, the run and the runtime versions; later reports and `edge pick` use them as the
+    phone's best evidence ("device"), ahead of published figures and the benchmark index.
+    """
+    _quiet_tensorflow()
+    from edge.workflow import CALIBRATION_MODELS, CALIBRATION_VARIANTS
+    from edge.workflow import calibrate as run_calibration
+
+    if catalog is not None and not catalog.is_file():
+        raise EdgeError(f"--catalog {catalog}: file not found")
+    run_calibration(device, catalog=catalog, models=models or CALIBRATION_MODELS,
+                    variants=variants or CALIBRATION_VARIANTS, runtimes=runtimes or None,
+                    device_threads=device_threads, tiny=tiny, build_dir=build_dir,
+                    reports_dir=reports_dir, out=out)
+
+
+@cli.command()
 @click.option("--catalog", type=click.Path(path_type=Path), help="Catalog file "
               "(default: edge/data/catalog.toml).")
 @click.option("--json", "as_json", is_flag=True, help="Print the profiles as JSON.")

@@ -545,6 +545,124 @@ def _built_user_cells(cells: list, targets: Sequence[Target], build_dir: Path,
     return kept
 
 
+# -- calibrate a phone from a real device ------------------------------------------------------
+
+#: The reference set `edge calibrate` measures by default: the field's baseline and the
+#: mobile-friendly EfficientNet, float32 and full int8 (the precisions whose effect differs most
+#: by phone).
+CALIBRATION_MODELS = ("mobilenet_v2", "efficientnet_lite0")
+CALIBRATION_VARIANTS = ("tflite-fp32", "tflite-int8-full")
+#: A device runtime -> the host runtime that measures the same kernels here.
+HOST_RUNTIME = {"benchmark-model": "litert"}
+
+
+def calibration_runtimes(profile) -> list[str]:
+    """The runtimes a device has: the TFLite benchmark tool over adb, LiteRT.js in its browser
+    (an endpoint), LiteRT natively and LiteRT.js for a profile measured on this machine (an
+    emulated stand-in)."""
+    runtimes = []
+    if getattr(profile, "adb", None):
+        runtimes.append("benchmark-model")
+    if getattr(profile, "endpoint", None):
+        runtimes.append("litertjs-wasm")
+    if not runtimes:
+        runtimes = ["litert", "litertjs-wasm"]
+    return runtimes
+
+
+def calibrate(device: str, *, catalog: Path | None = None,
+              models: Sequence[str] = CALIBRATION_MODELS,
+              variants: Sequence[str] = CALIBRATION_VARIANTS,
+              runtimes: Sequence[str] | None = None, device_threads: int | None = None,
+              tiny: bool = False, build_dir: Path = DEFAULT_BUILD_DIR,
+              reports_dir: Path = Path("reports"), out: Path | None = None,
+              jobs: int = 1, console: Console | None = None) -> list[dict]:
+    """Measure the reference set (`models` x `variants` on the device's `runtimes`) on
+    `device` and on the host in one run, and store each (model, variant, runtime) pair's
+    figures, with the date, run and runtime versions, in the calibrations file (`out`, default
+    `edge.report.phones.calibrations_path()`); later reports use them as the phone's best
+    evidence. Returns the entries written."""
+    from edge.estimate import today, write_calibrations
+    from edge.farm.emulation.devices import DEFAULT_CATALOG, load_catalog
+    from edge.farm.scheduling.matrix import Matrix
+    from edge.report.phones import calibrations_path
+
+    console = console or make_console()
+    profiles = load_catalog(catalog or DEFAULT_CATALOG)
+    profile = profiles.get(device)
+    if profile is None:
+        raise EdgeError(f"--device {device}: not in the catalog {catalog or DEFAULT_CATALOG}; "
+                        f"known: {', '.join(profiles)}")
+    if profile.is_host:
+        raise EdgeError(f"--device {device}: the host is what a device is calibrated against")
+    runtimes = list(runtimes or calibration_runtimes(profile))
+    for runtime in runtimes:
+        if kind_of_runtime(runtime) is None:
+            raise EdgeError(f"--runtime {runtime}: not a CPU runtime edge estimates (one of "
+                            "litert, litert-compiled, litertjs-wasm, tfjs-wasm, tflite-web, "
+                            "benchmark-model)")
+    host_runtimes = sorted({HOST_RUNTIME.get(r, r) for r in runtimes})
+    # rules name the targets' slugs (a tiny configuration fills parameters the names omit)
+    slugs = [t.slug for t in model_targets(models, tiny=tiny, variants=variants)]
+    device_rule = {"models": slugs, "variants": list(variants), "runtimes": runtimes,
+                   "devices": [device], "interleave": False}
+    if device_threads is not None:
+        device_rule["threads"] = [device_threads]
+    rules = [{"models": slugs, "variants": list(variants), "runtimes": host_runtimes,
+              "devices": ["host"], "interleave": False}, device_rule]
+    matrix = Matrix(path=Path(f"edge calibrate {device}"), models=list(models),
+                    variants=list(variants), build_dir=Path(build_dir),
+                    devices=["host", device], reports_dir=Path(reports_dir), rules=rules)
+    settings = run_settings(matrix, tiny=tiny,
+                            catalog=str(Path(catalog).resolve()) if catalog else None)
+    built = build_step(settings.targets(), matrix.build_dir, jobs=jobs, console=console,
+                       run_validate=False)
+    if built.summary.failures:
+        raise EdgeError("the reference set did not build: see the failures above")
+    run_dir = measure(matrix, settings=settings, console=console)
+    from edge.results.store import ResultStore
+
+    records = ResultStore(run_dir).records()
+    host = {(r["model"], r["variant"], r["runtime"]): r for r in records
+            if r.get("device") == "host" and r.get("status") == "ok"}
+    entries = []
+    for r in records:
+        if r.get("device") != device or r.get("status") != "ok":
+            continue
+        h = host.get((r["model"], r["variant"], HOST_RUNTIME.get(r["runtime"], r["runtime"])))
+        p50 = ((r.get("metrics") or {}).get("latency") or {}).get("p50")
+        hp50 = ((h or {}).get("metrics") or {}).get("latency", {}).get("p50")
+        if not p50 or not hp50:
+            continue
+        packages = (r.get("host") or {}).get("packages") or {}
+        entries.append({
+            "phone": device, "model": r["model"].split(":", 1)[0], "variant": r["variant"],
+            "runtime": HOST_RUNTIME.get(r["runtime"], r["runtime"]),
+            "device_runtime": r["runtime"], "threads": r.get("threads"),
+            "host_threads": h.get("threads"), "phone_ms": round(float(p50), 4),
+            "host_ms": round(float(hp50), 4), "date": today(), "run_id": run_dir.name,
+            "real": bool(r.get("real")), "emulated": bool(r.get("emulated")),
+            "litert_version": packages.get("ai-edge-litert"),
+            "device_label": r.get("device_label"),
+        })
+    if not entries:
+        raise EdgeError(f"no cell of the reference set was measured on both {device} and the "
+                        f"host (see {run_dir / 'results.jsonl'}): nothing to calibrate")
+    path = write_calibrations(out or calibrations_path(), entries)
+    for e in entries:
+        console.print(f"  {e['model']} {e['variant']} {e['device_runtime']}: {device} "
+                      f"{e['phone_ms']:.3g} ms / host {e['host_ms']:.3g} ms = "
+                      f"x{e['phone_ms'] / e['host_ms']:.2f}")
+    console.print(f"calibration of {device}: {len(entries)} pairs -> {path}")
+    return entries
+
+
+def kind_of_runtime(runtime: str) -> str | None:
+    from edge.estimate import kind_of
+
+    return kind_of(runtime)
+
+
 # -- report ----------------------------------------------------------------------------------
 
 def report(run_dir: Path, console: Console | None = None) -> Path:
