@@ -145,6 +145,16 @@ def device_matrix(session: nox.Session) -> None:
 
 
 @nox.session(python=False)
+def screenshot(session: nox.Session) -> None:
+    """The README's picture: the latest run's report (reports/latest/index.html) in Chromium at a
+    fixed viewport, written to docs/img/report.png (`-- INDEX [OUT]` for others)."""
+    python = _shared_env(session)
+    _browser(session)
+    args = repr(list(session.posargs))
+    _call(session, python, f"from edge.report.screenshot import main; main({args})")
+
+
+@nox.session(python=False)
 def bench_build(session: nox.Session) -> None:
     """Benchmark: cold build of the default garden, then a no-op rebuild; prints figures."""
     python = _shared_env(session)

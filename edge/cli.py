@@ -99,6 +99,10 @@ def model_options(fn):
                      help="Seed of the random weights."),
         click.option("--tiny", is_flag=True,
                      help="Use each garden model's tiny test configuration."),
+        click.option("--matrix", type=click.Path(path_type=Path), default=None,
+                     help="With no MODEL: build the models and variants of this matrix's "
+                     "[build] table, what the main job builds (default: ./device_matrix.toml "
+                     "if there is one, else the default matrix shipped with edge)."),
         click.option("--build-dir", type=click.Path(path_type=Path), default=Path("build"),
                      show_default=True, help="Artifact cache directory."),
     ]
@@ -108,9 +112,9 @@ def model_options(fn):
 
 
 def _targets(models, model_path, task, input_size, mean, std, images, variants, weights,
-             seed, tiny, eval_data=None, untrained=False, **_):
+             seed, tiny, eval_data=None, untrained=False, matrix=None, **_):
     from edge.convert.targets import user_target
-    from edge.workflow import garden_targets
+    from edge.workflow import garden_targets, matrix_build_targets
 
     if eval_data is not None and not eval_data.is_dir():
         raise EdgeError(f"--eval-data: folder not found: {eval_data}")
@@ -126,11 +130,15 @@ def _targets(models, model_path, task, input_size, mean, std, images, variants, 
                             variants=variants, eval_data=str(eval_data) if eval_data else None)]
     if images is not None and not images.is_dir():
         raise EdgeError(f"--images: folder not found: {images}")
-    return garden_targets(models, tiny=tiny, seed=seed,
-                          weights=str(weights) if weights else None,
-                          images=str(images) if images else None, variants=variants,
-                          trained=False if untrained else None,
-                          eval_data=str(eval_data) if eval_data else None)
+    if matrix is not None and models:
+        raise EdgeError("--matrix: give either garden MODEL arguments or --matrix FILE, not both")
+    options = {"tiny": tiny, "seed": seed, "weights": str(weights) if weights else None,
+               "images": str(images) if images else None,
+               "trained": False if untrained else None,
+               "eval_data": str(eval_data) if eval_data else None}
+    if not models:  # what the main job builds: the matrix's models and variants
+        return matrix_build_targets(matrix, variants=variants, **options)
+    return garden_targets(models, variants=variants, **options)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,7 +151,10 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
 def garden(as_json):
     """List the garden: models, their parameters, variants and known issues."""
-    from edge.garden import DEFAULT_GARDEN, REGISTRY
+    from edge.farm.scheduling.matrix import load_matrix
+    from edge.garden import REGISTRY
+
+    matrix = load_matrix(None)  # what `edge build` and the main job build
 
     data = []
     for spec in REGISTRY.values():
@@ -159,8 +170,8 @@ def garden(as_json):
             "output": spec.output,
         })
     if as_json:
-        click.echo(json.dumps({"models": data, "default_garden": list(DEFAULT_GARDEN)},
-                              indent=2))
+        click.echo(json.dumps({"models": data, "default_garden": list(matrix.models),
+                               "matrix": str(matrix.path)}, indent=2))
         return
     from rich.markup import escape
     from rich.table import Table
@@ -181,7 +192,8 @@ def garden(as_json):
     console.print("known issues:")
     for issue in data[0]["known_issues"]:
         console.print(f"  {issue['variant']} on {issue['runtime']}: {issue['reason']}")
-    console.print("default garden: " + " ".join(DEFAULT_GARDEN))
+    console.print(f"default garden (what `edge build` and the main job build; {matrix.path}): "
+                  + " ".join(matrix.models))
 
 
 @cli.command()
@@ -197,8 +209,9 @@ def build(jobs, run_validate, strict, **opts):
     """Build TFLite and TF.js variants (cached by content hash) and check their fidelity.
 
     MODEL is a garden name with optional parameters, e.g. `deeplab_v3:head=ade20k,size=129`;
-    no MODEL builds the default garden. Exits 1 when a conversion fails, and with --strict
-    when a variant fails its fidelity check.
+    no MODEL builds what the main job builds: the models and variants of the matrix's [build]
+    table (--matrix, else ./device_matrix.toml, else the shipped default). Exits 1 when a
+    conversion fails, and with --strict when a variant fails its fidelity check.
     """
     _quiet_tensorflow()
     from edge import workflow
@@ -325,9 +338,10 @@ def _run_id(reports_dir: Path, run: str | None) -> str:
 
     runs = list_runs(reports_dir)
     if run in (None, "latest"):
-        found = latest_run(reports_dir)
+        found = latest_run(reports_dir)  # the most recent run that has results
         if found is None:
-            raise EdgeError(f"no runs under {reports_dir}: run `edge bench` or the main job first")
+            raise EdgeError(f"no runs with results under {reports_dir}: run `edge bench` or the "
+                            "main job first")
         return found
     if run not in runs:
         raise EdgeError(f"--run {run}: no such run under {reports_dir}; runs: "
@@ -336,7 +350,8 @@ def _run_id(reports_dir: Path, run: str | None) -> str:
 
 
 @cli.command()
-@click.option("--run", "run", metavar="RUN_ID", help="Run to report (default: the latest).")
+@click.option("--run", "run", metavar="RUN_ID", help="Run to report (default: latest, the most "
+              "recent run that has results).")
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True)
 @click.option("--compare", nargs=2, metavar="RUN_A RUN_B",
@@ -366,7 +381,8 @@ def report(run, reports_dir, compare):
 
 
 @cli.command()
-@click.option("--run", "run", metavar="RUN_ID", help="Run to pick from (default: the latest).")
+@click.option("--run", "run", metavar="RUN_ID", help="Run to pick from (default: latest, the "
+              "most recent run that has results).")
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True)
 @click.option("--device", required=True, help="Device profile, e.g. pixel_5 (see edge devices).")

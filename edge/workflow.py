@@ -87,6 +87,23 @@ def model_targets(models: Sequence[str] = (), *, tiny: bool = False,
     return targets
 
 
+def matrix_build_targets(matrix_path: Path | None = None, *,
+                         variants: Sequence[str] | None = None, **garden_options) -> list[Target]:
+    """What `edge build` builds with no model argument: what the main job builds, the models
+    and variants of the matrix's [build] table (`matrix_path`, else ./device_matrix.toml when
+    there is one, else the shipped default). `variants` replaces the matrix's; the garden
+    models take `garden_options` (`garden_targets`' keywords: tiny, seed, weights, images,
+    trained, eval_data), a path in the matrix names one of the user's own models."""
+    from edge.farm.scheduling.matrix import load_matrix
+
+    matrix = load_matrix(matrix_path)
+    chosen = list(variants) if variants else list(matrix.variants) or None
+    models = list(matrix.models)
+    if any(is_model_path(m) for m in models):
+        return model_targets(models, tiny=bool(garden_options.get("tiny")), variants=chosen)
+    return garden_targets(models, variants=chosen, **garden_options)
+
+
 def build_command(target: Target, build_dir: Path = DEFAULT_BUILD_DIR) -> str:
     """The `edge build` command that builds a target's artifacts (as `edge bench` looks them
     up: same settings, same build directory)."""
@@ -453,7 +470,7 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
     from edge.farm.scheduling.run import run_matrix, summary_table
     from edge.farm.scheduling.shards import parse_shard, shard_cells
     from edge.results.checks import checks_json, format_checks, self_checks
-    from edge.results.store import ResultStore, host_metadata
+    from edge.results.store import ResultStore, host_metadata, update_latest
 
     console = console or make_console()
     settings = settings or run_settings(matrix, preset=preset, tiny=tiny, run_id=run_id,
@@ -510,6 +527,7 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     console.print(f"records: {len(records)} of {len(cells)} cells; " + ", ".join(
         f"{k} {v}" for k, v in sorted(counts.items())))
+    update_latest(matrix.reports_dir)  # "latest" is this run once it has results
     return run_dir
 
 

@@ -14,7 +14,10 @@ REGISTRY: dict[str, ModelSpec] = {
     s.name: s for s in (MOBILENET_V2, EFFICIENTNET_B0, EFFICIENTNET_LITE0, DEEPLAB_V3, PSENET)
 }
 
-#: The default garden built by `edge build` with no model argument and by the main job.
+#: Every garden configuration the project builds somewhere (the benchmarks' `--all-models`).
+#: `edge build` with no model argument builds what the main job builds instead: the matrix's
+#: [build] models (`edge.workflow.matrix_build_targets`), which leave out DeepLab's cityscapes
+#: head.
 DEFAULT_GARDEN: tuple[str, ...] = (
     "mobilenet_v2",
     "efficientnet_b0",

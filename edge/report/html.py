@@ -21,8 +21,10 @@
 - the assets: ``plotly.min.js`` (from the installed plotly package: no CDN, the report works
   offline), ``picker.js``, ``report.js``, ``report.css``;
 
-and points ``reports/latest`` at the run (a relative symlink, replaced atomically; a
-``latest.txt`` holding the run id where symlinks cannot be made).
+and points ``reports/latest`` at the latest run, the most recent run that has results
+(`edge.results.store.update_latest`: a relative symlink, replaced atomically; a ``latest.txt``
+holding the run id where symlinks cannot be made). That is the run reported, unless a newer run
+has results: ``latest`` names one run for every command.
 
 Everything that comes from the inputs is escaped: `html.escape` in markup, and JSON embedded in
 ``<script type="application/json">`` has ``<``, ``>``, ``&`` (and U+2028/U+2029) written as
@@ -52,14 +54,18 @@ from edge.errors import EdgeError
 from edge.report.phones import PhoneAnswer, phone_answer
 from edge.report.table import GPU_RUNTIMES, load_run, tidy, write_tidy
 from edge.results.checks import FAIL, NA, PASS, checks_json, self_checks
-from edge.results.store import latest_run
+from edge.results.store import (  # noqa: F401  (LATEST, LATEST_TXT: re-exported)
+    LATEST,
+    LATEST_TXT,
+    latest_run,
+    point_latest,
+    update_latest,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Assets copied beside the pages (plotly.min.js is written from the plotly package).
 STATIC_ASSETS = ("picker.js", "report.js", "report.css")
 PLOTLY_JS = "plotly.min.js"
-LATEST = "latest"
-LATEST_TXT = "latest.txt"
 CHECKS_NAME = "checks.json"
 #: Statuses counted on the overview, in this order (any other status is counted too).
 STATUSES = ("ok", "failed", "timeout", "unsupported")
@@ -1158,30 +1164,6 @@ def _write_assets(run_dir: Path) -> None:
         os.replace(tmp, target)
 
 
-def point_latest(reports_dir: Path, run_id: str) -> Path:
-    """Point ``reports_dir/latest`` at the run: a relative symlink, replaced atomically; where a
-    symlink cannot be made (or ``latest`` is a real directory) write ``latest.txt`` holding the
-    run id instead. Returns the path written."""
-    link = reports_dir / LATEST
-    tmp = reports_dir / f".{LATEST}.{os.getpid()}.tmp"
-    try:
-        tmp.unlink(missing_ok=True)
-        os.symlink(run_id, tmp, target_is_directory=True)
-        if link.is_dir() and not link.is_symlink():
-            raise IsADirectoryError(str(link))
-        os.replace(tmp, link)
-    except (OSError, NotImplementedError):
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        target = reports_dir / LATEST_TXT
-        _write_text(target, run_id + "\n")
-        return target
-    (reports_dir / LATEST_TXT).unlink(missing_ok=True)  # stale from a host without symlinks
-    return link
-
-
 def _real_run_id(reports_dir: Path, run_id: str | None) -> str:
     """The run's own directory name: ``latest`` (or any symlink to a run beside it) is followed,
     so that the report never points ``latest`` at itself. None means the latest run."""
@@ -1199,8 +1181,9 @@ def _real_run_id(reports_dir: Path, run_id: str | None) -> str:
 
 def write_report(reports_dir: Path, run_id: str | None) -> Path:
     """Write the HTML report of ``reports_dir/run_id`` into that directory (see the module's
-    docstring) and point ``reports_dir/latest`` at it; returns the path of ``index.html``.
-    ``run_id`` may be ``latest`` (followed to the run it names) or None (the newest run);
+    docstring) and point ``reports_dir/latest`` at the latest run (`update_latest`: this one,
+    unless a newer run has results); returns the path of ``index.html``. ``run_id`` may be
+    ``latest`` (followed to the run it names) or None (the latest run: `latest_run`);
     `EdgeError` when the run does not exist."""
     reports_dir = Path(reports_dir)
     run_id = _real_run_id(reports_dir, run_id)
@@ -1247,5 +1230,5 @@ def write_report(reports_dir: Path, run_id: str | None) -> Path:
         _nav(run_id, families, counts, "failures"), _failures_body(df, families),
         {**common, "page": "failures"}, ("report.js",)))
 
-    point_latest(reports_dir, run_id)
+    update_latest(reports_dir)
     return index

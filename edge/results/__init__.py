@@ -7,11 +7,14 @@ from edge.results.store import (
     DuplicateCellError,
     ResultStore,
     cell_id,
+    has_results,
     host_metadata,
     latest_run,
     list_runs,
     make_record,
     new_run_id,
+    point_latest,
+    update_latest,
     utc_now,
 )
 
@@ -22,10 +25,13 @@ __all__ = [
     "DuplicateCellError",
     "ResultStore",
     "cell_id",
+    "has_results",
     "host_metadata",
     "latest_run",
     "list_runs",
     "make_record",
     "new_run_id",
+    "point_latest",
+    "update_latest",
     "utc_now",
 ]

@@ -38,6 +38,7 @@ from edge.results.store import (
     _dumps,
     list_runs,
     new_run_id,
+    update_latest,
 )
 
 CHECKS_NAME = "checks.json"
@@ -218,4 +219,5 @@ def merge_runs(reports_dir: Path | str, run_ids: Sequence[str],
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    update_latest(reports_dir)
     return Merged(new_id, reports_dir / new_id, records, meta, checks, _shard_notes(metas))

@@ -512,7 +512,68 @@ def list_runs(reports_dir: Path | str) -> list[str]:
                   and ((p / RESULTS_NAME).is_file() or (p / META_NAME).is_file()))
 
 
+#: `reports/latest`: a link to the latest run (`latest_run`); `latest.txt` holds its id where
+#: symlinks cannot be made.
+LATEST = "latest"
+LATEST_TXT = "latest.txt"
+
+
+def has_results(run_dir: Path | str) -> bool:
+    """Whether the run has recorded anything: a non-empty results.jsonl."""
+    try:
+        return (Path(run_dir) / RESULTS_NAME).stat().st_size > 0
+    except OSError:
+        return False
+
+
 def latest_run(reports_dir: Path | str) -> str | None:
-    """The last run id in `list_runs` order, or None when there is none."""
-    runs = list_runs(reports_dir)
+    """"latest", the one meaning every command gives it: the most recent run that has results
+    (the last in `list_runs` order with a non-empty results.jsonl; run ids sort by creation
+    time), or None when no run has any. A run that recorded nothing yet (an interrupted start, a
+    merge in progress) is never "latest"."""
+    root = Path(reports_dir)
+    runs = [r for r in list_runs(root) if has_results(root / r)]
     return runs[-1] if runs else None
+
+
+def point_latest(reports_dir: Path | str, run_id: str) -> Path:
+    """Point ``reports_dir/latest`` at the run: a relative symlink, replaced atomically; where a
+    symlink cannot be made (or ``latest`` is a real directory) write ``latest.txt`` holding the
+    run id instead. Returns the path written."""
+    reports_dir = Path(reports_dir)
+    link = reports_dir / LATEST
+    tmp = reports_dir / f".{LATEST}.{os.getpid()}.tmp"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.symlink(run_id, tmp, target_is_directory=True)
+        if link.is_dir() and not link.is_symlink():
+            raise IsADirectoryError(str(link))
+        os.replace(tmp, link)
+    except (OSError, NotImplementedError):
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        target = reports_dir / LATEST_TXT
+        fd, part = tempfile.mkstemp(prefix=f".{LATEST_TXT}.", suffix=".tmp", dir=reports_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(run_id + "\n")
+            os.chmod(part, 0o644)
+            os.replace(part, target)
+        except BaseException:
+            Path(part).unlink(missing_ok=True)
+            raise
+        return target
+    (reports_dir / LATEST_TXT).unlink(missing_ok=True)  # stale from a host without symlinks
+    return link
+
+
+def update_latest(reports_dir: Path | str) -> str | None:
+    """Point ``reports_dir/latest`` at `latest_run` (when a run has recorded results, a report
+    is written or runs are merged), so that the link and ``--run latest`` name one run;
+    returns its id (None, and nothing changed, when no run has results)."""
+    run_id = latest_run(reports_dir)
+    if run_id is not None:
+        point_latest(reports_dir, run_id)
+    return run_id
