@@ -112,6 +112,19 @@ def kind_of(runtime: str | None) -> str | None:
     return RUNTIME_KIND.get(runtime or "")
 
 
+def slot(precision: str, threads: int | None) -> str:
+    """A factor's precision and thread class: ``float@1t`` (one thread on both sides) or
+    ``float@mt`` (several: the phone's published multi-thread figure against the host's most
+    threads). A phone's thread scaling differs from the host's, so the two classes have their
+    own factors."""
+    return f"{precision}@{'1t' if threads == 1 else 'mt'}"
+
+
+def slot_parts(name: str) -> tuple[str, str]:
+    precision, _, threads = name.partition("@")
+    return precision, threads
+
+
 # --- phones -------------------------------------------------------------------------------------
 
 
@@ -241,8 +254,11 @@ def published_evidence(points: Iterable[ReferencePoint],
         rec = host_match(host, p.model, p.variant, p.runtime, p.threads)
         if rec is None:
             continue
-        out.append(Evidence(p.phone, kind, precision, p.model, p.variant, p.runtime, p.threads,
-                            rec.get("threads"), p.latency_ms, _p50(rec), "published", p.id))
+        host_threads = rec.get("threads")
+        one = p.threads == 1 and host_threads == 1
+        out.append(Evidence(p.phone, kind, slot(precision, 1 if one else None), p.model,
+                            p.variant, p.runtime, p.threads, host_threads, p.latency_ms,
+                            _p50(rec), "published", p.id))
     # A phone published in several eras (TFLite's 2018 kernels, 2020's, XNNPACK): where the
     # same phone, model, precision and threads have an XNNPACK figure, today's LiteRT default
     # CPU kernels, it alone stands for them.
@@ -296,7 +312,9 @@ def device_evidence(entries: Iterable[Mapping[str, Any]]) -> list[Evidence]:
         kind, precision = kind_of(e["runtime"]), precision_of(e["variant"])
         if kind is None or precision is None:
             continue
-        out.append(Evidence(e["phone"], kind, precision, _family(e["model"]), e["variant"],
+        one = e.get("threads") == 1 and e.get("host_threads") == 1
+        out.append(Evidence(e["phone"], kind, slot(precision, 1 if one else None),
+                            _family(e["model"]), e["variant"],
                             e["runtime"], e.get("threads"), e.get("host_threads"),
                             float(e["phone_ms"]), float(e["host_ms"]), "device",
                             f"edge calibrate {e['date']}"))
@@ -431,9 +449,13 @@ class Estimator:
 
     def _index_bias(self, kind: str, precision: str, exclude_phone: str | None
                     ) -> tuple[float, list[Evidence]] | None:
-        """gmean over other phones' published points of ratio / index ratio."""
-        pts = [e for e in self.evidence if e.kind == kind and e.precision == precision
-               and e.phone != exclude_phone and self._index_ratio(e.phone) is not None]
+        """gmean over other phones' published points of ratio / index ratio: of the same
+        precision and thread class, else of the same precision, else of the runtime kind."""
+        usable = [e for e in self.evidence if e.kind == kind and e.phone != exclude_phone
+                  and self._index_ratio(e.phone) is not None]
+        want = slot_parts(precision)[0]
+        pts = ([e for e in usable if e.precision == precision]
+               or [e for e in usable if slot_parts(e.precision)[0] == want] or usable)
         if not pts:
             return None
         return _gmean(e.ratio / self._index_ratio(e.phone) for e in pts), pts
@@ -512,9 +534,11 @@ class Estimator:
 
     def _from_other_precision(self, phone: str, kind: str, precision: str,
                               ev: list[Evidence]) -> Factor | None:
-        for frm in ("float", "int8", "dynamic", "fp16"):
-            if frm == precision:
-                continue
+        want, threads = slot_parts(precision)
+        other = "mt" if threads == "1t" else "1t"
+        order = [f"{want}@{other}"] + [f"{p}@{t}" for t in (threads, other)
+                                       for p in ("float", "int8", "dynamic", "fp16") if p != want]
+        for frm in order:
             pts = [e for e in ev if e.phone == phone and e.kind == kind and e.precision == frm]
             if not pts:
                 continue
@@ -604,6 +628,7 @@ def estimate_rows(rows: Sequence[Mapping[str, Any]], estimator: Estimator,
         kind, precision = kind_of(row.get("runtime")), precision_of(row.get("variant"))
         if kind is None or precision is None or _num(row.get("p50_ms")) is None:
             continue
+        precision = slot(precision, row.get("threads"))
         for phone in phones:
             f = estimator.factor(phone.name, kind, precision)
             if not math.isfinite(f.value):

@@ -91,7 +91,7 @@ def test_calibrate_a_stand_in_then_predict_a_model_outside_the_reference_set(
 
     estimator = make_estimator([host], [], catalog_phones(stand_in_catalog),
                                load_calibrations(out))
-    factor = estimator.factor("standin", "native", "float")
+    factor = estimator.factor("standin", "native", "float@mt")
     assert factor.level == "device" and factor.n == 2
     predicted = _p50(host) * factor.value
     error = predicted / _p50(direct)

@@ -32,7 +32,7 @@ def phone(name, index):
 def ev(phone_name, precision, ratio, model="mobilenet_v2", kind="native", level="published"):
     variant = {"float": "tflite-fp32", "int8": "tflite-int8-full"}[precision]
     runtime = "litert" if kind == "native" else "litertjs-wasm"
-    return Evidence(phone_name, kind, precision, model, variant, runtime, 4, 2,
+    return Evidence(phone_name, kind, f"{precision}@mt", model, variant, runtime, 4, 2,
                     10.0 * ratio, 10.0, level, f"{phone_name}-{model}-{precision}")
 
 
@@ -46,7 +46,7 @@ def host_row(variant, p50, runtime="litert"):
 
 def test_a_factor_without_evidence_is_the_index_ratio_with_the_widest_band():
     est = Estimator([], {"slow": phone("slow", 500.0)}, host_index=2000.0)
-    f = est.factor("slow", "native", "float")
+    f = est.factor("slow", "native", "float@mt")
     assert f.level == "index"
     assert f.value == pytest.approx(4.0)
     assert f.band == pytest.approx(INDEX_BAND)
@@ -56,7 +56,7 @@ def test_a_factor_without_evidence_is_the_index_ratio_with_the_widest_band():
 
 def test_no_index_and_no_evidence_gives_no_factor():
     est = Estimator([], {"slow": phone("slow", 500.0)}, host_index=None)
-    f = est.factor("slow", "native", "float")
+    f = est.factor("slow", "native", "float@mt")
     assert f.level == "none" and math.isnan(f.value)
     assert "not measured" in f.note
 
@@ -64,7 +64,7 @@ def test_no_index_and_no_evidence_gives_no_factor():
 def test_published_points_set_the_factor_and_the_band_is_never_below_one_factors_error():
     evidence = [ev("p3", "float", 5.0), ev("p3", "float", 5.1, model="efficientnet_lite0")]
     est = Estimator(evidence, {"p3": phone("p3", 650.0)}, host_index=2000.0)
-    f = est.factor("p3", "native", "float")
+    f = est.factor("p3", "native", "float@mt")
     assert f.level == "published" and f.n == 2
     assert f.value == pytest.approx(math.sqrt(5.0 * 5.1))
     assert f.band == pytest.approx(MIN_BAND)  # the two agree closely: the floor holds
@@ -72,13 +72,13 @@ def test_published_points_set_the_factor_and_the_band_is_never_below_one_factors
 
 def test_the_band_widens_with_the_evidence_spread():
     evidence = [ev("p3", "float", 2.0), ev("p3", "float", 8.0, model="efficientnet_lite0")]
-    f = Estimator(evidence, {"p3": phone("p3", 650.0)}, 2000.0).factor("p3", "native", "float")
+    f = Estimator(evidence, {"p3": phone("p3", 650.0)}, 2000.0).factor("p3", "native", "float@mt")
     assert f.band == pytest.approx(math.log(4.0))  # each predicted from the other: 4x off
 
 
 def test_device_calibration_outranks_published_figures():
     evidence = [ev("p3", "float", 5.0), ev("p3", "float", 3.0, level="device")]
-    f = Estimator(evidence, {"p3": phone("p3", 650.0)}, 2000.0).factor("p3", "native", "float")
+    f = Estimator(evidence, {"p3": phone("p3", 650.0)}, 2000.0).factor("p3", "native", "float@mt")
     assert f.level == "device" and f.value == pytest.approx(3.0)
 
 
@@ -116,7 +116,7 @@ def test_index_scaled_uses_other_phones_and_leaves_the_phone_out_of_its_own_band
     evidence = [ev("a", "float", 4.0), ev("b", "float", 8.0)]
     phones = {"a": phone("a", 1000.0), "b": phone("b", 500.0), "c": phone("c", 250.0)}
     est = Estimator(evidence, phones, 2000.0)
-    f = est.factor("c", "native", "float")
+    f = est.factor("c", "native", "float@mt")
     assert f.level == "index-scaled"
     # index ratios a 2, b 4; published/index: a 2, b 2 -> c: 8 x 2
     assert f.value == pytest.approx(16.0)
@@ -148,12 +148,14 @@ def test_the_shipped_reference_points_pair_with_host_records():
                         "metrics": {"latency": {"p50": p50}},
                         "host_benchmark": {"index": 2000.0}})
     est = make_estimator(records, points, catalog_phones())
-    pixel2 = est.factor("pixel_2", "native", "float")
-    assert pixel2.level == "published"
-    # the XNNPACK figures (today's kernels) stand for the phone; the 2018/2020 TFLite ones don't
-    assert set(pixel2.sources) == {"xnnpack-readme-mobilenet_v2-pixel_2-fp32-1t",
-                                   "xnnpack-readme-mobilenet_v2-pixel_2-fp32-bigcores"}
-    # 1 thread pairs with the host's 1-thread cell, the big cores with its most threads
-    assert pixel2.value == pytest.approx(math.sqrt(53.0 / 7.0 * 18.0 / 4.0))
-    moto = est.factor("moto_g4", "native", "int8")
+    one = est.factor("pixel_2", "native", "float@1t")
+    many = est.factor("pixel_2", "native", "float@mt")
+    assert one.level == many.level == "published"
+    # the XNNPACK figures (today's kernels) stand for the phone; the 2018/2020 TFLite ones
+    # don't; one thread pairs with the host's one-thread cell, the big cores with its most
+    assert one.sources == ("xnnpack-readme-mobilenet_v2-pixel_2-fp32-1t",)
+    assert one.value == pytest.approx(53.0 / 7.0)
+    assert many.sources == ("xnnpack-readme-mobilenet_v2-pixel_2-fp32-bigcores",)
+    assert many.value == pytest.approx(18.0 / 4.0)
+    moto = est.factor("moto_g4", "native", "int8@mt")
     assert moto.level == "index-scaled" and moto.band >= MIN_BAND
