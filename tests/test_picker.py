@@ -571,3 +571,43 @@ def test_compare_a_run_with_itself_finds_nothing(df):
     ok = out[(out.status_a == "ok")]
     assert (ok.ratio == 1.0).all()
     assert (ok.n_a > 0).all() and (ok.p_value == 1.0).all() and (ok.delta_ms == 0.0).all()
+
+
+@needs_node
+def test_a_variant_that_fails_its_accuracy_verdict_is_not_recommended_by_default():
+    frame = rows({"variant": "int8", "p90_ms": 2.0, "accuracy_verdict": "fail",
+                  "host_accuracy": 0.28, "accuracy_metric": "top1"},
+                 {"variant": "fp32", "p90_ms": 4.0, "accuracy_verdict": "pass"},
+                 {"variant": "unlabelled", "p90_ms": 5.0})  # no verdict: nothing to fail
+    result = pick(frame, "d", **DEFAULTS)
+    assert result["best"]["variant"] == "fp32"
+    assert result["excludedBy"]["accuracyPass"] == 1
+    assert "accuracy pass (accuracy verdict must pass)" in result["why"]
+    relaxed = pick(frame, "d", **DEFAULTS, accuracy_pass=False)
+    assert relaxed["best"]["variant"] == "int8"
+    assert "accuracyPass" not in relaxed["excludedBy"]
+    only = pick(frame[frame.variant == "int8"], "d", **DEFAULTS)
+    assert only["best"] is None and only["binding"] == "accuracyPass"
+    assert "fails its accuracy verdict" in only["verdict"]
+
+
+@needs_node
+def test_estimates_whose_intervals_overlap_tie_and_the_pick_says_what_to_measure():
+    est = {"estimated": True, "device": "pixel_5", "evidence": "published", "factor": 5.0,
+           "factor_lo": 4.0, "factor_hi": 6.25}
+    frame = rows({**est, "variant": "a", "p50_ms": 10.0, "p90_ms": 11.0, "ci_lo_ms": 8.0,
+                  "ci_hi_ms": 12.5, "size_mb": 2.0, "gzip_bytes": 2_000_000},
+                 {**est, "variant": "b", "p50_ms": 11.0, "p90_ms": 12.0, "ci_lo_ms": 8.8,
+                  "ci_hi_ms": 13.8, "size_mb": 1.0, "gzip_bytes": 1_000_000},
+                 {**est, "variant": "c", "p50_ms": 30.0, "p90_ms": 33.0, "ci_lo_ms": 24.0,
+                  "ci_hi_ms": 37.5})
+    result = pick(frame, "pixel_5", **DEFAULTS)
+    # a and b overlap: the smaller download wins the tie; c is apart
+    assert result["best"]["variant"] == "b"
+    assert [r["variant"] for r in result["tied"]] == ["a"]
+    assert [r["variant"] for r in result["runnersUp"]] == ["c"]
+    assert "not resolvable without the device" in result["why"]
+    assert result["settle"].startswith("measure b (r) and a (r) on a real pixel_5")
+    assert any(n.startswith("estimate (published)") for n in result["notes"])
+    text = format_pick(result)
+    assert "[estimated]" in text.splitlines()[0] and "to settle it: measure" in text

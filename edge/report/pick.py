@@ -220,7 +220,13 @@ def _figures(row: dict[str, Any]) -> str:
     else:
         latency = f"p50 {_fmt(row.get('p50_ms'), ' ms')} (no p90: too few runs)"
     accuracy = _accuracy_text(row)
-    return f"{latency}, {_fmt(size, ' MB')} gzip, {fid}" + (f", {accuracy}" if accuracy else "")
+    cold = row.get("cold_ms")
+    if not _known(cold) and _known(row.get("load_ms")) and _known(row.get("first_ms")):
+        cold = row["load_ms"] + row["first_ms"] + (row["download_s"] * 1000
+                                                   if _known(row.get("download_s")) else 0)
+    cold_text = f", cold start {_fmt(cold, ' ms')}" if _known(cold) else ""
+    return (f"{latency}, {_fmt(size, ' MB')} gzip, {fid}{cold_text}"
+            + (f", {accuracy}" if accuracy else ""))
 
 
 def _accuracy_text(row: dict[str, Any]) -> str:

@@ -430,7 +430,9 @@
             ": not resolvable without the device" : " \u00b7 tied with " + r.tied.length) : "";
           return h("td", { className: "best", title: title, "data-cell": r.best.cell_id }, [
             h("b", { text: r.best.variant }), h("br"),
-            h("small", { text: runtimeText(r.best) + " \u00b7 " + what + tie }),
+            h("small", { text: runtimeText(r.best) + " \u00b7 " + what + tie +
+              (known(picker.coldMs(r.best)) ? " \u00b7 cold start " +
+                fmt(picker.coldMs(r.best), " ms") : "") }),
           ]);
         })));
     });
