@@ -170,6 +170,7 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
     local, remote = split_lanes(cells, catalog)
     if not browser_cells and not emulated:
         where = Where()
+        _host_index_only(bench, store)
         measure_noise(bench, cells, where)
         with RemoteLanes(bench, remote, checked, finish, measure_cell, None):
             _measure_all(bench, local, where, checked, finish, catalog)
@@ -196,6 +197,31 @@ def _run_cells(bench: Bench, cells, checked, finish, catalog, store) -> None:
         # the real devices' lanes start once the host's index and noise are taken
         with RemoteLanes(bench, remote, checked, finish, measure_cell, server.url, info):
             _measure_all(bench, local, where, checked, finish, catalog)
+
+
+def _host_index_only(bench: Bench, store) -> None:
+    """A run without browser cells still measures the host's benchmark index in a page (the
+    phone estimates' index evidence needs it), when a browser and the web runtime are there;
+    otherwise it says why and the run goes on without it."""
+    from edge.farm.runners.browser import BrowserSession, host_benchmark_index, resolve_browser
+    from edge.farm.runners.server import LoopbackServer
+    from edge.farm.runners.web_runtime import harness_dir, node_modules, require_web_runtime
+
+    try:
+        require_web_runtime()
+        bench.data_dir.mkdir(parents=True, exist_ok=True)
+        roots = {"harness": harness_dir(), "node_modules": node_modules(),
+                 "artifacts": Path(store.root), "data": bench.data_dir}
+        with LoopbackServer(roots) as server, BrowserSession(resolve_browser()) as session:
+            # one page: the index here is evidence for the phones, no throttle is set by it
+            bench.host_index, bench.host_index_pages = host_benchmark_index(
+                session, server.url, repeats=3, pages=1)
+    except Exception as exc:  # noqa: BLE001 - the index is evidence, not a measurement
+        bench.console.print(f"[yellow]note:[/] no host benchmark index ({escape(str(exc))}): "
+                            "phones without published figures get no estimate")
+        return
+    bench.console.print(f"host benchmark index: {bench.host_index:g} (median of "
+                        f"{len(bench.host_index_pages)} pages)")
 
 
 def _measure_all(bench: Bench, cells: list[Cell], where: Where, checked, finish,
