@@ -213,3 +213,15 @@ def bench_runtimes(session: nox.Session) -> None:
     _web_runtime(session)
     session.run(python, str(ROOT / "benchmarks" / "runtimes.py"), *session.posargs,
                 external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@nox.session(python=False)
+def bench_estimator(session: nox.Session) -> None:
+    """Benchmark: the phone estimates against every published point, left out in turn, beside
+    the bare benchmark-index ratio, with the coverage of the stated intervals (needs a run of the
+    main job); `-- --stand-in` also calibrates and checks a stand-in device (root, minutes)."""
+    python = _shared_env(session)
+    _browser(session)
+    _web_runtime(session)
+    session.run(python, str(ROOT / "benchmarks" / "estimator.py"), *session.posargs,
+                external=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
