@@ -540,7 +540,8 @@ wins. GPU runtimes are never recommended for an emulated phone. The ranking is
 <p class="muted">Phones are <b>estimates</b>: the host's measurement times a factor for the
 phone, runtime kind and precision, with its 80 % interval and the evidence it rests on (your
 device, published figures, the benchmark index); see "Phone factors" below. Builds whose
-intervals overlap cannot be ranked without the device: the pick says what to measure.</p>
+intervals hold each other's estimate cannot be ranked without the device: the pick says
+what to measure.</p>
 <div id="best-grid" class="scroll"></div>
 <noscript><p>This table is computed in the page and needs JavaScript.</p></noscript>
 </section>"""

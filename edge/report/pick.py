@@ -268,7 +268,8 @@ def format_pick(result: dict[str, Any] | list[dict[str, Any]]) -> str:
         lines.append(f"  accuracy{warn}: {_accuracy_text(best)}")
     tied = result.get("tied") or []
     if tied:
-        lines.append("  tied: estimate intervals overlap, not resolvable without the device:"
+        lines.append("  tied: each estimate inside the other's interval, not resolvable "
+                     "without the device:"
                      if best.get("estimated") is True else
                      "  tied within noise (the measurements cannot tell them apart):")
         for row in tied:

@@ -37,9 +37,9 @@
  *    p90, size, memory, fidelity);
  *  - estimated rows (``estimated`` true: a phone's figures computed from the host's cell times an
  *    evidence-backed factor, edge/estimate.py) are ranked like measured ones by their central
- *    estimate; two estimated cells tie when their 80 % estimate intervals (ci_lo_ms..ci_hi_ms)
- *    overlap: the evidence cannot order them, a measurement on the device can (result.settle
- *    says which);
+ *    estimate; two estimated cells tie when each one's central estimate lies inside the other's
+ *    80 % interval (ci_lo_ms..ci_hi_ms): the evidence cannot order them, a measurement on the
+ *    device can (result.settle says which);
  *  - the accuracy budget (accuracyPass, on by default): a variant that fails its task-accuracy
  *    verdict is not a candidate unless the budget is dropped;
  *  - the cold-start budget (maxColdMs): download on the phone's network + load + first
@@ -231,6 +231,17 @@
     return a.ci_lo_ms <= b.ci_hi_ms && b.ci_lo_ms <= a.ci_hi_ms;
   }
 
+  /** Each estimate's central figure lies inside the other's interval: the evidence cannot
+   *  order them. (Overlap alone would let a build with a very wide, index-only interval tie
+   *  with every evidenced one and win on download size.) */
+  function eachInside(a, b) {
+    if (![a.p50_ms, b.p50_ms, a.ci_lo_ms, a.ci_hi_ms, b.ci_lo_ms, b.ci_hi_ms].every(known)) {
+      return false;
+    }
+    return a.ci_lo_ms <= b.p50_ms && b.p50_ms <= a.ci_hi_ms &&
+      b.ci_lo_ms <= a.p50_ms && a.p50_ms <= b.ci_hi_ms;
+  }
+
   /** The fastest fitting cell on `best`'s successor runtime (same model, device, threads)
    *  that ties with it within noise, else null. */
   function successorFor(best, fits) {
@@ -249,11 +260,11 @@
   }
 
   /** Same model, runtime, device, threads and tie group: indistinguishable by the samples.
-   *  Two estimates of one device: their intervals overlap. */
+   *  Two estimates of one device: each central estimate inside the other's interval. */
   function tiedWith(a, b) {
     if (estimated(a) || estimated(b)) {
       return estimated(a) && estimated(b) && a.model === b.model && a.device === b.device &&
-        intervalsOverlap(a, b);
+        eachInside(a, b);
     }
     return known(a.tie_group) && a.tie_group === b.tie_group && a.model === b.model &&
       a.runtime === b.runtime && a.device === b.device && sameThreads(a, b);
@@ -542,7 +553,7 @@
         result.settle = "measure " + [best].concat(result.tied).map(function (r) {
           return label(r, manyModels);
         }).join(" and ") + " on a real " + device + " (edge calibrate): the estimates' " +
-          "80 % intervals overlap, so the evidence cannot order them";
+          "80 % intervals each hold the other's estimate, so the evidence cannot order them";
         result.why = label(best, manyModels) + " ties with the fastest estimate of " + within +
           ", not resolvable without the device (tied: " + result.tied.map(function (r) {
             return label(r, manyModels);

@@ -290,8 +290,8 @@
       }
       if (result.tied && result.tied.length) {
         out.appendChild(h("p", { className: "sub",
-          text: b.estimated === true ? "Tied (estimate intervals overlap: not resolvable " +
-            "without the device):" : "Tied within noise (the measurements cannot tell them " +
+          text: b.estimated === true ? "Tied (each estimate inside the other's interval: " +
+            "not resolvable without the device):" : "Tied within noise (the measurements cannot tell them " +
             "apart):" }));
         out.appendChild(h("ul", { className: "tied", id: "pick-tied" },
           result.tied.map(function (r) {
