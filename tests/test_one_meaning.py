@@ -119,17 +119,26 @@ def test_latest_is_one_run_for_report_pick_and_the_link(capsys, tmp_path):
     code, _, _ = _cli(capsys, "merge", OLD, "--into", NEW, "--reports-dir", str(reports))
     assert code in (0, None)
     assert latest_run(reports) == NEW and os.readlink(reports / "latest") == NEW
-    # the newer run measured the host only (as `edge bench --model X` with its own rules)
+    # the newer run measured LiteRT on the host only (as `edge bench --model X` with its own
+    # rules); the older one had tflite-runtime too, which its moto_g4 answer picks
     results = reports / NEW / "results.jsonl"
     results.write_text("".join(line + "\n" for line in results.read_text().splitlines()
-                               if json.loads(line)["device"] == "host"))
+                               if json.loads(line)["device"] == "host"
+                               and json.loads(line)["runtime"] == "litert"))
     for argv in ((), ("--run", "latest")):
-        code, out, err = _pick(capsys, reports, "moto_g4", *argv)
-        assert code == 2 and "moto_g4" in err and "not measured" in err, (out, err)
+        # the phone's answer comes from the newer run's host cells, estimated (the Pixel 2
+        # from its published figures: this run has no host benchmark index)
+        code, out, err = _pick(capsys, reports, "pixel_2", "--json", *argv)
+        assert code == 0, (out, err)
+        result = json.loads(out)
+        assert result["best"]["estimated"] is True
+        assert {r["runtime"] for r in [result["best"], *result["runnersUp"], *result["tied"]]} \
+            == {"litert"}
+        newer = result["candidates"]
         code, out, _ = _pick(capsys, reports, "host", *argv)
         assert code == 0, out
-    code, out, _ = _pick(capsys, reports, "moto_g4", "--run", OLD)
-    assert code == 0, out
+    code, out, _ = _pick(capsys, reports, "pixel_2", "--json", "--run", OLD)
+    assert code == 0 and json.loads(out)["candidates"] > newer, out  # every runtime it had
 
     # reporting an older run leaves "latest" where it is
     code, out, _ = _cli(capsys, "report", "--reports-dir", str(reports), "--run", OLD)
