@@ -313,6 +313,17 @@ def test_ort_wasm_outputs_agree_with_native_onnxruntime(onnx_build, variant, tmp
                       Preprocessing(tuple(m["mean"]), tuple(m["std"])).apply(images))
     native = native.reshape(ref_out.shape)
     tolerance = TOLERANCE_WEB_VS_NATIVE[variant]
+    if variant == "onnx-int8":
+        # int8 QDQ kernels differ between WASM and a native CPU (VNNI, u8s8 saturation), so the
+        # two need not agree with each other; each must be as close to float32 as the other
+        from tests.test_litertjs import host_cpu_features
+
+        ref = ref_out.astype(np.float32)
+        err_web, err_native = np.abs(web - ref).mean(), np.abs(native - ref).mean()
+        assert err_web <= 2 * err_native + tolerance / 10, (
+            f"onnx-int8: mean error against float32 {err_web:.4f} in WASM, {err_native:.4f} "
+            f"natively (host CPU features: {', '.join(host_cpu_features()) or 'none read'})")
+        return
     assert np.abs(web - native).max() < tolerance, np.abs(web - native).max()
     # Top-1 agreement means something only where the native top-1 leads the runner-up by more
     # than twice the error the outputs may carry: int8 QDQ kernels differ between WASM and a
