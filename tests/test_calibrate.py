@@ -98,7 +98,10 @@ def test_calibrate_a_stand_in_then_predict_a_model_outside_the_reference_set(
     print(f"stand-in: {factor.note}; factor {factor.value:.2f} "
           f"[{factor.lo:.2f}, {factor.hi:.2f}], predicted "
           f"{predicted:.3f} ms, measured {_p50(direct):.3f} ms, error x{error:.2f}")
-    assert factor.lo * _p50(host) <= _p50(direct) <= factor.hi * _p50(host), (
+    # The stand-in's own speed moves between runs (each run calibrates its quota afresh, and
+    # the host drifts), so one direct measurement against the stated interval is the
+    # benchmark's business (benchmarks/estimator.py --stand-in, coverage over several models).
+    # Here: the calibrated factor predicts the other model within x1.5.
+    assert abs(math.log(error)) < math.log(1.5), (
         f"{other} on the stand-in: measured {_p50(direct):.3f} ms, predicted "
-        f"{predicted:.3f} ms, outside the stated interval (error x{error:.2f})")
-    assert abs(math.log(error)) < math.log(2.0)
+        f"{predicted:.3f} ms (error x{error:.2f})")
