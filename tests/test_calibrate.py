@@ -101,7 +101,9 @@ def test_calibrate_a_stand_in_then_predict_a_model_outside_the_reference_set(
     # The stand-in's own speed moves between runs (each run calibrates its quota afresh, and
     # the host drifts), so one direct measurement against the stated interval is the
     # benchmark's business (benchmarks/estimator.py --stand-in, coverage over several models).
-    # Here: the calibrated factor predicts the other model within x1.5.
-    assert abs(math.log(error)) < math.log(1.5), (
+    # Here: the calibrated factor predicts the other model within x2 (seen: x0.70 to x1.32 on
+    # this host), where the profile's own 3x slowdown, blind to one thread against two, is
+    # about x0.45 off.
+    assert abs(math.log(error)) < math.log(2.0), (
         f"{other} on the stand-in: measured {_p50(direct):.3f} ms, predicted "
         f"{predicted:.3f} ms (error x{error:.2f})")
