@@ -262,17 +262,11 @@ def published_evidence(points: Iterable[ReferencePoint],
     # A phone published in several eras (TFLite's 2018 kernels, 2020's, XNNPACK): where the
     # same phone, model, precision and threads have an XNNPACK figure, today's LiteRT default
     # CPU kernels, it alone stands for them.
+    xnnpack = {p.id for p in points if "xnnpack" in (p.features or "")}
     modern = {(e.phone, e.kind, e.precision, e.model, e.threads) for e in out
-              if "xnnpack" in _features(points, e.source)}
+              if e.source in xnnpack}
     return [e for e in out if (e.phone, e.kind, e.precision, e.model, e.threads) not in modern
-            or "xnnpack" in _features(points, e.source)]
-
-
-def _features(points: Iterable[ReferencePoint], point_id: str) -> str:
-    for p in points:
-        if p.id == point_id:
-            return p.features or ""
-    return ""
+            or e.source in xnnpack]
 
 
 # --- calibrations (evidence from the user's own devices) ----------------------------------------

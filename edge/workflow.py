@@ -600,7 +600,7 @@ def calibrate(device: str, *, catalog: Path | None = None,
     figures, with the date, run and runtime versions, in the calibrations file (`out`, default
     `edge.report.phones.calibrations_path()`); later reports use them as the phone's best
     evidence. Returns the entries written."""
-    from edge.estimate import today, write_calibrations
+    from edge.estimate import kind_of, today, write_calibrations
     from edge.farm.emulation.devices import DEFAULT_CATALOG, load_catalog
     from edge.farm.scheduling.matrix import Matrix
     from edge.report.phones import calibrations_path
@@ -615,7 +615,7 @@ def calibrate(device: str, *, catalog: Path | None = None,
         raise EdgeError(f"--device {device}: the host is what a device is calibrated against")
     runtimes = list(runtimes or calibration_runtimes(profile))
     for runtime in runtimes:
-        if kind_of_runtime(runtime) is None:
+        if kind_of(runtime) is None:
             raise EdgeError(f"--runtime {runtime}: not a CPU runtime edge estimates (one of "
                             "litert, litert-compiled, litertjs-wasm, tfjs-wasm, tflite-web, "
                             "benchmark-model)")
@@ -673,12 +673,6 @@ def calibrate(device: str, *, catalog: Path | None = None,
                       f"x{e['phone_ms'] / e['host_ms']:.2f}")
     console.print(f"calibration of {device}: {len(entries)} pairs -> {path}")
     return entries
-
-
-def kind_of_runtime(runtime: str) -> str | None:
-    from edge.estimate import kind_of
-
-    return kind_of(runtime)
 
 
 # -- report ----------------------------------------------------------------------------------
