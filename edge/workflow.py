@@ -514,7 +514,8 @@ def measure(matrix, *, preset: str = "default", tiny: bool = False, run_id: str 
     try:
         run_matrix(scoped, cells, artifacts, store, results, settings.run_id, settings.protocol,
                    catalog, console, emulation=emulation, shard=settings.shard,
-                   alone=scoped.alone_cells(settings.preset, slugs))
+                   alone=scoped.alone_cells(settings.preset, slugs),
+                   protocols=scoped.cell_protocols(settings.preset, slugs))
     finally:
         emulation.close()
     records = results.records()

@@ -27,14 +27,14 @@ def test_default_matrix_covers_every_family_variant_and_runtime():
     assert {c.model for c in cells} == set(SLUGS)
     assert {c.variant for c in cells} >= set(DEFAULT_VARIANTS)
     # The GPU runtimes measure the host's GPU (here SwiftShader, software), not a phone's; the
-    # ONNX runtimes run the ONNX variants; tflite-runtime is the legacy native runtime: in
-    # --preset full only; a phone over adb (benchmark-model) only where a catalog profile
-    # names one
+    # ONNX runtimes run the ONNX variants; tflite-runtime and tfjs-tflite (tflite-web) are the
+    # legacy runtimes, litert-compiled the Interpreter's kernels behind another API: in --preset
+    # full only; a phone over adb (benchmark-model) only where a catalog profile names one
     assert {c.runtime for c in cells} == set(RUNTIMES) - {
         "tfjs-webgl", "tfjs-webgpu", "litertjs-webgpu", "onnxruntime", "ort-wasm",
-        "ort-webgpu", "tflite-runtime", "benchmark-model"}
-    assert {"tfjs-webgl", "tfjs-webgpu", "litertjs-webgpu", "tflite-runtime"} <= {
-        c.runtime for c in matrix.cells("full", SLUGS)}
+        "ort-webgpu", "tflite-runtime", "tflite-web", "litert-compiled", "benchmark-model"}
+    assert {"tfjs-webgl", "tfjs-webgpu", "litertjs-webgpu", "tflite-runtime", "tflite-web",
+            "litert-compiled"} <= {c.runtime for c in matrix.cells("full", SLUGS)}
     # ai-edge-quantizer's recipe variants are built for every model and measured on the baseline
     assert set(RECIPE_VARIANTS) <= set(matrix.variants)
     assert {c.variant for c in cells if c.variant in RECIPE_VARIANTS} == set(RECIPE_VARIANTS)
@@ -63,9 +63,37 @@ def test_default_matrix_covers_every_family_variant_and_runtime():
     assert not [c for c in phones if c.native]
     alone = set(matrix.alone_cells("default", SLUGS))
     assert all(c in alone for c in phones)
+    # their warm latency is a short look (the rule's protocol), the host's the run's protocol
+    protocols = matrix.cell_protocols("default", SLUGS)
+    assert set(protocols) == set(phones)
+    assert all(p["max_seconds"] <= 1.0 for p in protocols.values())
     # published phone figures on one thread pair with one-thread host cells
     assert {(c.model, c.variant) for c in cells if c.runtime == "litert" and c.threads == 1} \
         >= {("mobilenet_v2", "tflite-fp32"), ("mobilenet_v2", "tflite-int8-full")}
+
+
+def test_a_rule_protocol_is_checked_and_names_its_rule(tmp_path):
+    head = """
+[build]
+models = ["mobilenet_v2"]
+variants = ["tflite-fp32"]
+[[bench.cells]]
+runtimes = ["litert"]
+[[bench.cells]]
+runtimes = ["litert"]
+variants = ["tflite-fp32"]
+"""
+    bad = write(tmp_path, head + "protocol = { min_runs = 3, max_secs = 1.0 }\n")
+    with pytest.raises(EdgeError, match=r"m\.toml: \[\[bench\.cells\]\] #2 protocol.*max_secs"):
+        load_matrix(bad, device_names=DEVICES)
+    bad = write(tmp_path, head + "protocol = { min_runs = 0 }\n")
+    with pytest.raises(EdgeError, match=r"#2 protocol.*min_runs"):
+        load_matrix(bad, device_names=DEVICES)
+    ok = load_matrix(write(tmp_path, head + "protocol = { min_runs = 3 }\n"),
+                     device_names=DEVICES)
+    (cell,) = ok.cells("default", ["mobilenet_v2"])
+    assert ok.cell_protocols("default", ["mobilenet_v2"]) == {cell: {"min_runs": 3}}
+    assert ok.cell_protocols("full", ["mobilenet_v2"]) == {}
 
 
 def test_rules_may_name_browser_threads_and_native_devices(tmp_path):

@@ -11,6 +11,7 @@ without duplicating any. A cell that cannot run is a record (`failed`, `timeout`
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -154,6 +155,8 @@ class Bench:
         #: The cells measured alone, never in a comparison group (`Matrix.alone_cells`, with
         #: the thread counts the run gave them).
         self.alone: frozenset = frozenset()
+        #: Cells whose rule sets protocol fields: their protocol (`Matrix.cell_protocols`).
+        self.protocols: dict = {}
         #: What each lane (thread) of the run is doing: `held` and `deferred` are per lane.
         self._lane = threading.local()
         #: The run's schedule (`edge.farm.scheduling.lanes.Schedule`): adds each record's
@@ -212,6 +215,9 @@ class Bench:
         if self.host_index is not None:
             extra.setdefault("host_benchmark", {"index": self.host_index,
                                                 "pages": self.host_index_pages})
+        rule_protocol = getattr(self._lane, "protocol", None)
+        if rule_protocol is not None:  # the cell's rule set its protocol (`protocol_for`)
+            extra.setdefault("protocol", rule_protocol.to_dict())
         kind = "native" if cell.native else "browser"
         if kind in self.noise and "noise" not in extra:
             extra["noise"] = self.noise[kind]
@@ -243,13 +249,25 @@ class Bench:
         self.results.append(rec)
         self._remember_host(rec)
 
+    @contextlib.contextmanager
+    def protocol_for(self, cell):
+        """While measuring `cell` in this lane, `cell_protocol` starts from its rule's
+        protocol (`protocols`) where it has one."""
+        self._lane.protocol = self.protocols.get(cell)
+        try:
+            yield
+        finally:
+            self._lane.protocol = None
+
     @property
     def cell_protocol(self):
-        """The protocol of the cell being measured in its own page or worker: the run's, or in
-        a comparison group (its latency comes from the interleaved blocks) `alone_protocol`."""
+        """The protocol of the cell being measured in its own page or worker: the run's (or its
+        rule's, `protocol_for`), or in a comparison group (its latency comes from the
+        interleaved blocks) `alone_protocol` of it."""
         from edge.farm.protocol.protocol import alone_protocol
 
-        return self.protocol if self.held is None else alone_protocol(self.protocol)
+        base = getattr(self._lane, "protocol", None) or self.protocol
+        return base if self.held is None else alone_protocol(base)
 
     def provenance(self, cell) -> dict:
         """Where the cell was measured: this machine, the profile's endpoint (or "local") and

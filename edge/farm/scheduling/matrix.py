@@ -9,7 +9,10 @@ runtime that runs its format, on every device of `bench.devices`), `smoke` (a fe
 A rule with `interleave = false` has its cells measured alone, one after another, rather than
 in a comparison group with the other variants of their model (cheaper; their comparisons then
 carry the run's drift, which the noise check measures); a cell that another rule also gives is
-interleaved.
+interleaved. A rule's `protocol` table (fields of `edge.stopping.DEFAULTS`) overrides the run's
+protocol where its cells are measured on their own (a comparison group's rounds keep the run's):
+e.g. the emulated phones' cold-start cells, whose warm latency is a short look, the phones' warm
+latency coming from estimates.
 
 A `[build] models` entry is a garden name (`NAME:key=value,...`) or the path of the user's own
 model (relative to the working directory, like `build_dir`): a .keras/.h5 file, a SavedModel
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from edge.data import data_path
 from edge.errors import EdgeError
+from edge.farm.protocol.protocol import Protocol, ProtocolError
 from edge.farm.runners.table import ADB_RUNTIMES, NATIVE_RUNTIMES, runner_for
 from edge.variants import RUNTIMES, VARIANTS
 
@@ -39,7 +43,7 @@ _BUILD_KEYS = {"models": list, "variants": list, "jobs": int, "build_dir": str}
 _BENCH_KEYS = {"devices": list, "protocol": (str, dict), "reports_dir": str, "threads": list,
                "cells": list, "fidelity_images": int}
 _RULE_KEYS = {"models": list, "variants": list, "runtimes": list, "devices": list,
-              "threads": list, "interleave": bool}
+              "threads": list, "interleave": bool, "protocol": dict}
 
 
 @dataclass(frozen=True, order=True)
@@ -95,6 +99,17 @@ class Matrix:
         for rule, expanded in self._expanded(preset, model_slugs or list(self.models)):
             (alone if rule.get("interleave", True) is False else interleaved).update(expanded)
         return frozenset(alone - interleaved)
+
+    def cell_protocols(self, preset: str = "default",
+                       model_slugs: list[str] | None = None) -> dict[Cell, dict]:
+        """The protocol fields that rules with a `protocol` table set for their cells (a later
+        rule's fields over an earlier's), to be laid over the run's protocol. None for the full
+        and smoke presets."""
+        out: dict[Cell, dict] = {}
+        for rule, expanded in self._expanded(preset, model_slugs or list(self.models)):
+            for cell in expanded if rule.get("protocol") else ():
+                out[cell] = {**out.get(cell, {}), **rule["protocol"]}
+        return out
 
     def _expanded(self, preset: str, slugs: list[str]) -> list[tuple[dict, list[Cell]]]:
         """Each rule of the preset with the cells it gives."""
@@ -234,6 +249,11 @@ def load_matrix(path: Path | None = None, device_names=None) -> Matrix:
         _check_names(path, where, "devices", rule.get("devices", []), device_names)
         if any(not isinstance(t, int) or t < 1 for t in rule.get("threads", [])):
             raise EdgeError(f"{path}: {where} threads must be integers >= 1")
+        if "protocol" in rule:
+            try:
+                Protocol.from_dict(rule["protocol"], source=f"{path}: {where} protocol")
+            except ProtocolError as exc:
+                raise EdgeError(str(exc)) from None
     fidelity_images = bench.get("fidelity_images", 4)
     if fidelity_images < 0:
         raise EdgeError(f"{path}: [bench] fidelity_images must be >= 0, got {fidelity_images}")

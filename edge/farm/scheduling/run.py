@@ -23,6 +23,7 @@ from rich.table import Table
 from edge.convert.cache import Store
 from edge.farm.cells import Artifact, Bench, now, verify_artifact, workload_name
 from edge.farm.protocol.noise import NOISE_REPEATS, noise_spread
+from edge.farm.protocol.protocol import Protocol
 from edge.farm.runners.base import Where
 from edge.farm.runners.table import noise_runners, runner_for
 from edge.farm.scheduling.interleaved import comparison_groups, measure_group
@@ -54,18 +55,20 @@ def measure_noise(bench: Bench, cells: list[Cell], where: Where) -> None:
 
 
 def measure_cell(bench: Bench, cell: Cell, artifact: Artifact, where: Where) -> dict:
-    """One cell, by the runner of its runtime."""
-    return runner_for(cell.runtime).run(bench, cell, artifact, where)
+    """One cell, by the runner of its runtime, under its rule's protocol where it has one."""
+    with bench.protocol_for(cell):
+        return runner_for(cell.runtime).run(bench, cell, artifact, where)
 
 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store, results,
                run_id: str, protocol, catalog: dict, console, emulation=None,
                noise_repeats: int = NOISE_REPEATS, shard: str | None = None,
-               alone: frozenset = frozenset()) -> dict:
+               alone: frozenset = frozenset(), protocols: dict | None = None) -> dict:
     """Measure every cell not yet in `results`; returns counts by status. `shard` ("i/n") is
     recorded in each record's provenance (the cells are the shard's already). The `alone` cells
-    (`Matrix.alone_cells`) are measured alone, never in a comparison group.
+    (`Matrix.alone_cells`) are measured alone, never in a comparison group; `protocols`
+    (`Matrix.cell_protocols`) lays a rule's protocol fields over the run's for its cells.
 
     Host cells run first (the emulated cells' achieved slowdown is their p50 against the host's
     same cell), then each device's native and browser cells; a real device's cells run in its
@@ -82,6 +85,10 @@ def run_matrix(matrix: Matrix, cells: list[Cell], artifacts: dict, store: Store,
     bench.schedule = Schedule(catalog)
     cells = resolve_threads(cells, catalog, emulation)
     bench.alone = frozenset(resolve_threads(list(alone), catalog, emulation))
+    for cell, fields in (protocols or {}).items():
+        for resolved in resolve_threads([cell], catalog, emulation):
+            bench.protocols[resolved] = Protocol.from_dict(
+                {**protocol.to_dict(), **fields}, source=f"{cell} protocol")
     done = results.done_cells()
     pending = [c for c in cells if cell_id(**c.as_dict()) not in done]
     if not pending:
