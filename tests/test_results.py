@@ -435,17 +435,20 @@ def test_host_metadata_keys():
     json.dumps(h, allow_nan=False)
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_host_metadata_git_commit(tmp_path, monkeypatch):
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(),
+                    reason="needs git and edge as a git checkout")
+def test_host_metadata_git_commit_is_the_code_that_runs(tmp_path, monkeypatch):
+    """The commit of edge's own checkout, not of the working directory (a user's project may
+    be a repository of its own)."""
+    edge_head = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True,
+                               text=True, cwd=REPO).stdout.strip()
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
-    assert host_metadata()["git_commit"] is None
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True,
-                          text=True).stdout.strip()
-    assert host_metadata()["git_commit"] == head
+    theirs = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    assert host_metadata()["git_commit"] == edge_head != theirs
 
 
 def test_host_metadata_does_not_import_tensorflow(tmp_path):

@@ -113,9 +113,14 @@ def _cpu_model() -> str:
 
 
 def _git_commit() -> str | None:
+    """The commit of the edge code that runs (its checkout, not the working directory's: a
+    user's project may be a repository of its own); None when edge is not a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=False)
+                             timeout=10, check=False, cwd=root)
     except (OSError, subprocess.SubprocessError):
         return None
     commit = out.stdout.strip()
