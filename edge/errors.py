@@ -32,3 +32,13 @@ class ValidationError(EdgeError):
 class EvalDataError(EdgeError):
     """A labelled data folder (`--eval-data`) is missing, laid out wrongly or has a bad file;
     the message names the file."""
+
+
+class WeightsError(EdgeError):
+    """A published weight file is missing, not the pinned file (sha256) or unreadable; the
+    message names the package and the file."""
+
+
+class UnsafePickleError(WeightsError):
+    """A weight file's pickle asks for a global other than the tensor rebuilders; nothing of it
+    runs. The message names the global."""
