@@ -154,3 +154,23 @@ def run_onnx(model_path: Path, inputs: np.ndarray, threads: int = 2) -> np.ndarr
     first = session.get_outputs()[0].name
     return np.concatenate([session.run([first], {name: inputs[i:i + 1].astype(np.float32)})[0]
                            for i in range(len(inputs))]).astype(np.float32)
+
+
+def run_onnx_named(model_path: Path, inputs: np.ndarray,
+                   threads: int = 2) -> dict[str, np.ndarray]:
+    """Every output of an ONNX model on `inputs` by name (tf2onnx keeps the SavedModel
+    signature's output names), in the order of their names."""
+    import onnxruntime as ort
+
+    from edge.convert.reference import natural_key
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    names = sorted((o.name for o in session.get_outputs()), key=natural_key)
+    runs = [session.run(names, {name: inputs[i:i + 1].astype(np.float32)})
+            for i in range(len(inputs))]
+    return {n: np.concatenate([r[j] for r in runs]).astype(np.float32)
+            for j, n in enumerate(names)}

@@ -20,6 +20,19 @@ from edge.garden.training import calibrate_batchnorm
 #: ade20k's outputs are 40 MB per image, 0.6 GB in all, and float noise does not compress).
 REFERENCE_IMAGES = "images.npy"
 REFERENCE_OUTPUTS = "outputs.npy"
+
+
+def output_file(i: int) -> str:
+    """The file of the reference's output `i` (the first keeps its old name)."""
+    return REFERENCE_OUTPUTS if i == 0 else f"outputs-{i}.npy"
+
+
+def natural_key(name: str) -> list:
+    """Sort key that puts output_2 before output_10."""
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
 #: The single compressed file that earlier builds wrote; still read.
 LEGACY_REFERENCE_OUTPUTS = "reference.npz"
 SAVED_MODEL = "saved_model"
@@ -79,7 +92,7 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray,
     sm_dir = staged / SAVED_MODEL
     params, flops = None, None
     if target.kind == "tflite":
-        outputs, n_outputs = tflite_outputs(Path(target.source), inputs)
+        n_outputs = len(tflite_output_order(Path(target.source)))
     elif target.kind == "saved_model":
         shutil.copytree(target.source, sm_dir)
         n_outputs = signature_outputs(sm_dir)
@@ -92,10 +105,15 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray,
     # The reference outputs come from the exported graph, the very thing every variant is
     # converted from. (Keras 3 eager calls can disagree with the traced graph: in the PSENet FPN
     # one batch-norm layer used batch statistics eagerly despite training=False.)
-    if target.kind != "tflite":
-        outputs = saved_model_outputs(sm_dir, inputs)
+    if target.kind == "tflite":
+        named = tflite_named_outputs(Path(target.source), inputs)
+    else:
+        named = saved_model_named_outputs(sm_dir, inputs)
+    names = list(named)
+    outputs = named[names[0]]
     np.save(staged / REFERENCE_IMAGES, np.ascontiguousarray(eval_images))
-    np.save(staged / REFERENCE_OUTPUTS, np.ascontiguousarray(outputs, dtype=np.float32))
+    for i, name in enumerate(names):
+        np.save(staged / output_file(i), np.ascontiguousarray(named[name], dtype=np.float32))
     accuracy = None
     if target.holdout_expected():
         run = (tflite_runner(Path(target.source)) if target.kind == "tflite"
@@ -107,7 +125,11 @@ def build_reference(target: Target, staged: Path, eval_images: np.ndarray,
         "task": target.task,
         "input_shape": list(target.input_shape),
         "output_shape": [1, *outputs.shape[1:]],
-        "outputs": n_outputs,  # the reference outputs hold the first; fidelity needs one
+        "outputs": n_outputs,
+        # Every output, in the order of their names; the first is the task's (its metrics and
+        # the headline), all are compared (edge.validate.run).
+        "output_names": names,
+        "output_shapes": [[1, *named[n].shape[1:]] for n in names],
         "params": params,
         "flops": flops,
         "eval_images": int(len(eval_images)),
@@ -133,27 +155,37 @@ def signature_outputs(sm_dir: Path) -> int:
 
 
 def saved_model_outputs(sm_dir: Path, inputs: np.ndarray, batch: int = 8) -> np.ndarray:
-    """The SavedModel's outputs on `inputs`, `batch` images a call, or as many as its signature
-    takes when its batch is static (the exported reference: one)."""
+    """The SavedModel's (first) output on `inputs`, `batch` images a call, or as many as its
+    signature takes when its batch is static (the exported reference: one)."""
     return saved_model_runner(sm_dir, batch)(inputs)
 
 
-def saved_model_runner(sm_dir: Path, batch: int = 8):
-    """A function from inputs to the SavedModel's (first) outputs, loaded once."""
+def saved_model_named_outputs(sm_dir: Path, inputs: np.ndarray,
+                              batch: int = 8) -> dict[str, np.ndarray]:
+    """Every output of the SavedModel's serving signature on `inputs`, by name, in the order of
+    their names (`natural_key`)."""
+    return saved_model_runner(sm_dir, batch, every_output=True)(inputs)
+
+
+def saved_model_runner(sm_dir: Path, batch: int = 8, every_output: bool = False):
+    """A function from inputs to the SavedModel's first output (by name), or to all of them as
+    a dict when `every_output`; loaded once."""
     import tensorflow as tf
 
     fn = tf.saved_model.load(str(sm_dir)).signatures["serving_default"]
     ((name, spec),) = fn.structured_input_signature[1].items()
     static = spec.shape.rank and spec.shape[0]
     step = int(static) if static else batch
+    names = sorted(fn.structured_outputs, key=natural_key)
 
-    def run(inputs: np.ndarray) -> np.ndarray:
-        return np.concatenate([
-            next(iter(fn(**{name: tf.constant(inputs[i:i + step])}).values())).numpy()
-            for i in range(0, len(inputs), step)
-        ])
+    def run_all(inputs: np.ndarray) -> dict[str, np.ndarray]:
+        parts = [fn(**{name: tf.constant(inputs[i:i + step])})
+                 for i in range(0, len(inputs), step)]
+        return {n: np.concatenate([p[n].numpy() for p in parts]) for n in names}
 
-    return run
+    if every_output:
+        return run_all
+    return lambda inputs: run_all(inputs)[names[0]]
 
 
 def tflite_runner(path: Path):
@@ -184,27 +216,59 @@ def reference_accuracy(target: Target, staged: Path, run) -> dict:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def tflite_outputs(path: Path, inputs: np.ndarray) -> tuple[np.ndarray, int]:
-    """A float `.tflite` model's first output on `inputs` in LiteRT, one image per invoke, and
-    how many outputs it has (the reference holds the first, as for a SavedModel)."""
+def tflite_output_order(path_or_interpreter) -> list[tuple[str, dict]]:
+    """A `.tflite` model's outputs as (name, tensor detail), in the order of their names: the
+    names of its one signature where it has one (a model converted from a SavedModel keeps
+    the SavedModel's output names, whatever order the converter gave the tensors), else the
+    tensors' own names in the model's order."""
+    interp = path_or_interpreter
+    if isinstance(interp, str | Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        interp = Interpreter(model_path=str(interp))
+    details = interp.get_output_details()
+    by_index = {d["index"]: d for d in details}
+    try:
+        signatures = interp.get_signature_list()
+        if len(signatures) == 1:
+            runner = interp.get_signature_runner(next(iter(signatures)))
+            named = {n: d["index"] for n, d in runner.get_output_details().items()}
+            if len(named) == len(details) and set(named.values()) == set(by_index):
+                return [(n, by_index[named[n]]) for n in sorted(named, key=natural_key)]
+    except (ValueError, RuntimeError, KeyError):
+        pass
+    return [(d["name"], d) for d in details]
+
+
+def tflite_named_outputs(path: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Every output of a float `.tflite` model on `inputs` in LiteRT, one image per invoke, by
+    name in the order of `tflite_output_order`."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path))
     interp.allocate_tensors()
-    (inp,), outs = interp.get_input_details(), interp.get_output_details()
-    if not outs:
+    inp, order = interp.get_input_details()[0], tflite_output_order(interp)
+    if not order:
         raise ValueError(f"{path}: the model has no outputs")
-    for detail in (inp, *outs):
+    for detail in (inp, *(d for _, d in order)):
         if np.dtype(detail["dtype"]) != np.float32:
             raise ValueError(f"{path}: not a float model ({detail['name']} is "
                              f"{np.dtype(detail['dtype']).name}); recipe variants quantize a "
                              "float32 .tflite")
-    results = []
+    results: dict[str, list] = {name: [] for name, _ in order}
     for i in range(len(inputs)):
         interp.set_tensor(inp["index"], inputs[i:i + 1].astype(np.float32))
         interp.invoke()
-        results.append(interp.get_tensor(outs[0]["index"]).copy())
-    return np.concatenate(results), len(outs)
+        for name, detail in order:
+            results[name].append(interp.get_tensor(detail["index"]).copy())
+    return {name: np.concatenate(parts) for name, parts in results.items()}
+
+
+def tflite_outputs(path: Path, inputs: np.ndarray) -> tuple[np.ndarray, int]:
+    """A float `.tflite` model's first output (`tflite_output_order`) on `inputs` in LiteRT,
+    and how many outputs it has."""
+    named = tflite_named_outputs(path, inputs)
+    return next(iter(named.values())), len(named)
 
 
 def load_reference_outputs(ref_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -216,6 +280,16 @@ def load_reference_outputs(ref_dir: Path) -> tuple[np.ndarray, np.ndarray]:
                 np.load(ref_dir / REFERENCE_OUTPUTS, mmap_mode="r"))
     return _legacy_outputs(str(ref_dir / LEGACY_REFERENCE_OUTPUTS),
                            (ref_dir / LEGACY_REFERENCE_OUTPUTS).stat().st_mtime_ns)
+
+
+def load_reference_output_list(ref_dir: Path, count: int) -> list[np.ndarray] | None:
+    """The reference's `count` outputs (memory-mapped, in `output_names` order), or None for a
+    reference built before every output was kept."""
+    ref_dir = Path(ref_dir)
+    files = [ref_dir / output_file(i) for i in range(count)]
+    if not all(f.exists() for f in files):
+        return None
+    return [np.load(f, mmap_mode="r") for f in files]
 
 
 @functools.lru_cache(maxsize=1)

@@ -87,6 +87,12 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
     },
 }
 
+#: Thresholds for an output whose role the task does not say (a model's second and later
+#: outputs: boxes, landmarks, scores): its signal-to-noise ratio against the reference's.
+DEFAULT_OUTPUT_THRESHOLDS: dict[str, dict[str, tuple[float, float]]] = {
+    "snr_db": {"float": (35.0, 20.0), "quantized": (12.0, 6.0)},
+}
+
 #: The single figure a variant's fidelity is ranked by, per task.
 HEADLINE_METRIC = {
     "classification": "top1_agreement",

@@ -40,6 +40,23 @@ def snr_db(reference: np.ndarray, variant: np.ndarray) -> float:
     return float(10 * np.log10(signal / noise))
 
 
+def max_abs_error(reference: np.ndarray, variant: np.ndarray) -> float:
+    """The largest absolute difference, chunk by chunk."""
+    ref, var = np.asarray(reference).reshape(-1), np.asarray(variant).reshape(-1)
+    worst = 0.0
+    for start in range(0, ref.size, _CHUNK):
+        diff = np.abs(ref[start:start + _CHUNK].astype(np.float64)
+                      - var[start:start + _CHUNK].astype(np.float64))
+        worst = max(worst, float(diff.max(initial=0.0)))
+    return worst
+
+
+def any_output(reference: np.ndarray, variant: np.ndarray) -> dict:
+    """Figures for an output whose role is not known: SNR and the largest error."""
+    return {"snr_db": snr_db(reference, variant),
+            "max_abs_error": max_abs_error(reference, variant)}
+
+
 def classification(reference: np.ndarray, variant: np.ndarray) -> dict:
     ref_top1 = reference.argmax(axis=-1)
     k = min(5, reference.shape[-1])
@@ -135,3 +152,54 @@ def judge(figures: dict, thresholds: dict, quantization: str) -> tuple[str, list
     if all(figures.get(m) is None for m in thresholds):
         status = "n/a"
     return status, reasons
+
+
+#: Output rank each task's metrics read (batch included).
+TASK_RANK = {"classification": 2, "segmentation": 4, "text_detection": 4}
+
+#: Statuses from best to worst; the worst output's is the variant's.
+STATUS_ORDER = ("n/a", "pass", "warn", "fail")
+
+
+def worst_status(statuses) -> str:
+    return max(statuses, key=STATUS_ORDER.index, default="n/a")
+
+
+def match_outputs(ref_names: list[str], ref_shapes: list[tuple],
+                  got: dict[str, tuple]) -> tuple[list[str], str]:
+    """Which of a variant's outputs (name -> per-image shape) is each reference output, and
+    how that was decided: the same names (a conversion keeps the signature's output names),
+    else each reference shape found once among the variant's, else the same order."""
+    if len(got) != len(ref_names):
+        raise ValueError(f"the variant has {len(got)} outputs, the reference {len(ref_names)}")
+    if set(got) == set(ref_names):
+        return list(ref_names), "name"
+    shapes = [tuple(s) for s in ref_shapes]
+    if len(set(shapes)) == len(shapes):
+        by_shape = {tuple(s): n for n, s in got.items()}
+        if len(by_shape) == len(got) and all(s in by_shape for s in shapes):
+            return [by_shape[s] for s in shapes], "shape"
+    return list(got), "order"
+
+
+def compare_outputs(task: str, names: list[str], references: list[np.ndarray],
+                    variants: list[np.ndarray], thresholds: dict, quantization: str,
+                    output_thresholds: dict) -> list[dict]:
+    """Per-output figures and verdicts of a variant's outputs against the reference's (both
+    lists in the reference's order). The first output is the task's where its rank fits the
+    task (its metrics and thresholds); the others are judged on `output_thresholds`."""
+    results = []
+    for i, (name, ref, var) in enumerate(zip(names, references, variants, strict=True)):
+        var = np.asarray(var).reshape(ref.shape)
+        if i == 0 and ref.ndim == TASK_RANK[task]:
+            role, figures = task, METRICS[task](ref, var)
+            figures["max_abs_error"] = max_abs_error(ref, var)
+            status, reasons = judge(figures, thresholds, quantization)
+            if figures.get("note"):
+                reasons.append(figures["note"])
+        else:
+            role, figures = "output", any_output(ref, var)
+            status, reasons = judge(figures, output_thresholds, quantization)
+        results.append({"name": name, "shape": [1, *ref.shape[1:]], "role": role,
+                        "status": status, "figures": figures, "reasons": reasons})
+    return results

@@ -15,10 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from edge.convert.cache import Store
-from edge.convert.reference import load_reference_outputs
+from edge.convert.reference import (
+    load_reference_output_list,
+    load_reference_outputs,
+    tflite_output_order,
+)
 from edge.errors import ValidationError
-from edge.garden.base import HEADLINE_METRIC, Preprocessing
-from edge.validate.metrics import METRICS, judge
+from edge.garden.base import DEFAULT_OUTPUT_THRESHOLDS, HEADLINE_METRIC, Preprocessing
+from edge.validate.metrics import METRICS, compare_outputs, judge, match_outputs, worst_status
 
 
 @dataclass
@@ -34,11 +38,16 @@ class Fidelity:
     #: Task accuracy on labelled held-out images (`edge.accuracy.Accuracy.to_dict`);
     #: where there is one, the status is its verdict and agreement is a diagnostic.
     accuracy: dict | None = None
+    #: A model with several outputs: per output its name, shape, role (the task's, or
+    #: "output"), figures, status and reasons (`edge.validate.metrics.compare_outputs`); the
+    #: worst output's status is the variant's, `figures` are the first output's.
+    outputs: list[dict] | None = None
 
     def to_dict(self) -> dict:
         return {"status": self.status, "figures": self.figures, "reasons": self.reasons,
                 "headline": self.headline, "runtime": self.runtime,
-                "seconds": round(self.seconds, 3), "accuracy": self.accuracy}
+                "seconds": round(self.seconds, 3), "accuracy": self.accuracy,
+                "outputs": self.outputs}
 
 
 def litert_version() -> str:
@@ -52,6 +61,15 @@ def onnxruntime_version() -> str:
 def runtime_label(fmt: str) -> str:
     """The runtime (and its version) a variant of this format is validated in."""
     return onnxruntime_version() if fmt == "onnx" else litert_version()
+
+
+def run_model_named(fmt: str, model_path: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Every output of a variant on `inputs`, by name (dequantized to float32)."""
+    if fmt == "onnx":
+        from edge.convert.onnx_models import run_onnx_named
+
+        return run_onnx_named(model_path, inputs)
+    return tflite_runner(model_path, every_output=True)(inputs)
 
 
 def run_model(fmt: str, model_path: Path, inputs: np.ndarray) -> np.ndarray:
@@ -91,23 +109,30 @@ def run_tflite(model_path: Path, inputs: np.ndarray, threads: int = 2) -> np.nda
     return tflite_runner(model_path, threads)(inputs)
 
 
-def tflite_runner(model_path: Path, threads: int = 2):
-    """`run_tflite` with its interpreter made once, for batches one after another."""
+def tflite_runner(model_path: Path, threads: int = 2, every_output: bool = False):
+    """`run_tflite` with its interpreter made once, for batches one after another: the first
+    output (`edge.convert.reference.tflite_output_order`), or all of them by name when
+    `every_output`."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(model_path), num_threads=threads)
     interp.allocate_tensors()
-    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    (inp,), order = interp.get_input_details(), tflite_output_order(interp)
+    if not every_output:
+        order = order[:1]
 
-    def run(inputs: np.ndarray) -> np.ndarray:
-        results = []
+    def run_all(inputs: np.ndarray) -> dict[str, np.ndarray]:
+        results: dict[str, list] = {name: [] for name, _ in order}
         for i in range(len(inputs)):
             interp.set_tensor(inp["index"], quantize(inputs[i:i + 1], inp))
             interp.invoke()
-            results.append(dequantize(interp.get_tensor(out["index"]), out))
-        return np.concatenate(results)
+            for name, out in order:
+                results[name].append(dequantize(interp.get_tensor(out["index"]), out))
+        return {name: np.concatenate(parts) for name, parts in results.items()}
 
-    return run
+    if every_output:
+        return run_all
+    return lambda inputs: next(iter(run_all(inputs).values()))
 
 
 def current_thresholds(manifest: dict) -> dict:
@@ -124,14 +149,44 @@ def current_thresholds(manifest: dict) -> dict:
             for k, levels in DEFAULT_THRESHOLDS[model["task"]].items()}
 
 
+def output_count(manifest: dict) -> int:
+    return int((manifest.get("reference") or {}).get("outputs", 1))
+
+
 def several_outputs(manifest: dict) -> str | None:
-    """Why fidelity is not compared for an artifact whose model has several outputs (their
-    order differs between the reference and a converted model), else None."""
-    n = (manifest.get("reference") or {}).get("outputs", 1)
+    """Why a runtime's returned outputs get no fidelity figures in the farm for an artifact
+    whose model has several outputs (runtimes return the first output only), else None. Host
+    validation compares every output (`validate_artifact`)."""
+    n = output_count(manifest)
     if n > 1:
-        return (f"the model has {n} outputs: fidelity is compared for models with one output "
-                "only")
+        return (f"the model has {n} outputs: runtimes return the first only; every output's "
+                "fidelity is the host validation's (edge validate)")
     return None
+
+
+def per_output_fidelity(store: Store, manifest: dict, model_path: Path, inputs: np.ndarray,
+                        thresholds: dict) -> list[dict] | None:
+    """Every output of a multi-output variant against the reference's (`compare_outputs`), or
+    None where the reference was built before every output was kept."""
+    ref_key = manifest["reference"]["key"]
+    reference = store.read("references", ref_key)
+    names, shapes = reference.get("output_names"), reference.get("output_shapes")
+    refs = None if not names else load_reference_output_list(store.path("references", ref_key),
+                                                             len(names))
+    if refs is None:
+        return None
+    got = run_model_named(manifest["format"], model_path, inputs)
+    matched, _how = match_outputs(names, [tuple(s[1:]) for s in shapes],
+                                  {n: a.shape[1:] for n, a in got.items()})
+    return compare_outputs(manifest["model"]["task"], names, refs, [got[n] for n in matched],
+                           thresholds, manifest["quantization"], DEFAULT_OUTPUT_THRESHOLDS)
+
+
+class _OldReference(Exception):
+    def __init__(self, n: int):
+        super().__init__(f"the model has {n} outputs and its reference was built before every "
+                         "output was kept: rebuild it (edge build --force) for per-output "
+                         "figures")
 
 
 def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
@@ -148,13 +203,11 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
     elif manifest["reference"] is None:
         fid = Fidelity(target, variant, "n/a", {}, ["no float32 reference: the model was given "
                        "as a .tflite file"], None, None)
-    elif several_outputs(manifest):
-        fid = Fidelity(target, variant, "n/a", {}, [several_outputs(manifest)], None, None)
     elif (cached and cached.get("runtime") == runtime_label(manifest["format"])
           and cached.get("thresholds") == thresholds and not force):
         return Fidelity(target, variant, cached["status"], cached["figures"], cached["reasons"],
                         cached["headline"], cached["runtime"], cached.get("seconds", 0.0),
-                        cached.get("accuracy"))
+                        cached.get("accuracy"), cached.get("outputs"))
     else:
         started = time.perf_counter()
         ref_dir = store.path("references", manifest["reference"]["key"])
@@ -162,13 +215,22 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
         inputs = Preprocessing(tuple(manifest["model"]["mean"]),
                                tuple(manifest["model"]["std"])).apply(images)
         model_path = store.path("artifacts", key) / manifest["files"][0]["path"]
-        task_accuracy = None
+        task_accuracy, per_output = None, None
         try:
-            out = run_model(manifest["format"], model_path, inputs)
-            figures = METRICS[task](ref_out, out.reshape(ref_out.shape))
-            status, reasons = judge(figures, thresholds, manifest["quantization"])
-            if figures.get("note"):
-                reasons.append(figures["note"])
+            if output_count(manifest) > 1:
+                per_output = per_output_fidelity(store, manifest, model_path, inputs, thresholds)
+            if per_output is not None:  # the worst output's status is the variant's
+                figures = dict(per_output[0]["figures"])
+                status = worst_status(o["status"] for o in per_output)
+                reasons = [f"{o['name']}: {r}" for o in per_output for r in o["reasons"]]
+            elif output_count(manifest) > 1:
+                raise _OldReference(output_count(manifest))
+            else:
+                out = run_model(manifest["format"], model_path, inputs)
+                figures = METRICS[task](ref_out, out.reshape(ref_out.shape))
+                status, reasons = judge(figures, thresholds, manifest["quantization"])
+                if figures.get("note"):
+                    reasons.append(figures["note"])
             reference = store.read("references", manifest["reference"]["key"])
             if reference.get("accuracy"):
                 task_accuracy = variant_accuracy(manifest["format"], model_path, ref_dir,
@@ -177,14 +239,18 @@ def validate_artifact(store: Store, key: str, force: bool = False) -> Fidelity:
                 if task_accuracy.verdict != "n/a":  # else agreement stays the verdict
                     reasons = [f"agreement (diagnostic): {r}" for r in reasons]
                     status = task_accuracy.verdict
+                    if per_output is not None:  # accuracy judges the task's output only
+                        status = worst_status([status, *(o["status"] for o in per_output[1:])])
                 reasons = [task_accuracy.reason(), *reasons]
+        except _OldReference as exc:
+            figures, status, reasons = {}, "n/a", [str(exc)]
         except Exception as exc:  # noqa: BLE001 - a runtime rejecting a model is a finding
             figures, status = {}, "error"
             reasons = [f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"]
         fid = Fidelity(target, variant, status, figures, reasons,
                        figures.get(HEADLINE_METRIC[task]), runtime_label(manifest["format"]),
                        time.perf_counter() - started,
-                       task_accuracy.to_dict() if task_accuracy else None)
+                       task_accuracy.to_dict() if task_accuracy else None, per_output)
     store.update_manifest("artifacts", key, fidelity={**fid.to_dict(), "thresholds": thresholds})
     return fid
 
