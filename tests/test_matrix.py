@@ -63,10 +63,8 @@ def test_default_matrix_covers_every_family_variant_and_runtime():
     assert not [c for c in phones if c.native]
     alone = set(matrix.alone_cells("default", SLUGS))
     assert all(c in alone for c in phones)
-    # their warm latency is a short look (the rule's protocol), the host's the run's protocol
-    protocols = matrix.cell_protocols("default", SLUGS)
-    assert set(protocols) == set(phones)
-    assert all(p["max_seconds"] <= 1.0 for p in protocols.values())
+    # with the run's protocol: their warm p50 is what the slowdown self-checks judge
+    assert matrix.cell_protocols("default", SLUGS) == {}
     # published phone figures on one thread pair with one-thread host cells
     assert {(c.model, c.variant) for c in cells if c.runtime == "litert" and c.threads == 1} \
         >= {("mobilenet_v2", "tflite-fp32"), ("mobilenet_v2", "tflite-int8-full")}
