@@ -1,6 +1,7 @@
-"""The README's picture of the report: a run's ``index.html`` loaded in Chromium (the browser
-`edge.environment.find_browser` finds, driven by Playwright) at a fixed viewport, written as a
-PNG (`nox -s screenshot`: ``reports/latest/index.html`` to ``docs/img/report.png``)."""
+"""The README's pictures of the report: a run's ``index.html`` loaded in Chromium (the browser
+`edge.environment.find_browser` finds, driven by Playwright) at a fixed viewport, written as
+PNGs (`nox -s screenshot`: ``reports/latest/index.html`` to ``docs/img/report.png``, the top of
+the page, and ``docs/img/report-phones.png``, its "Best variant per device" card)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,24 @@ from edge.errors import EdgeError
 VIEWPORT = {"width": 1280, "height": 900}
 DEFAULT_INDEX = Path("reports") / "latest" / "index.html"
 DEFAULT_OUT = Path("docs") / "img" / "report.png"
+#: The card with the phones' answer, the second picture (at most one viewport high).
+PHONES_CARD = "section.card:has(#best-grid)"
 
-__all__ = ["VIEWPORT", "screenshot", "main"]
+__all__ = ["VIEWPORT", "phones_picture", "screenshot", "main"]
+
+
+def phones_picture(out: Path) -> Path:
+    """Where the picture of the "Best variant per device" card goes, beside `out`."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}-phones{out.suffix}")
 
 
 def screenshot(index: Path = DEFAULT_INDEX, out: Path = DEFAULT_OUT, *,
                viewport: dict | None = None, timeout_s: float = 60.0) -> Path:
     """Load the report page `index` (a file; offline, no network) and write the top of it, one
-    `viewport` high, to `out` once its charts have rendered; returns `out`. `EdgeError` when
-    the page or a browser is missing."""
+    `viewport` high, to `out` once its charts have rendered, and its "Best variant per device"
+    card once filled (at most one viewport high) to `phones_picture(out)`; returns `out`.
+    `EdgeError` when the page or a browser is missing."""
     index = Path(index)
     if not index.is_file():
         raise EdgeError(f"{index}: no report there (write one with `edge report`, or run the "
@@ -47,6 +57,16 @@ def screenshot(index: Path = DEFAULT_INDEX, out: Path = DEFAULT_OUT, *,
                 "() => [...document.querySelectorAll('.js-plotly-plot')]"
                 ".every(el => el.querySelector('.main-svg'))", timeout=timeout_s * 1000)
             page.screenshot(path=str(out))
+            card = page.locator(PHONES_CARD).first
+            page.wait_for_function(
+                "() => document.querySelector('#best-grid')?.children.length > 0",
+                timeout=timeout_s * 1000)
+            box = card.evaluate("el => { const r = el.getBoundingClientRect(); return {x: "
+                                "r.left + scrollX, y: r.top + scrollY, width: r.width, "
+                                "height: r.height}; }")  # page coordinates, for the clip
+            height = min(box["height"], (viewport or VIEWPORT)["height"])
+            page.screenshot(path=str(phones_picture(out)), full_page=True,
+                            clip={**box, "height": height})
         finally:
             browser.close()
     return out
@@ -57,5 +77,5 @@ def main(argv: list[str] | None = None) -> None:
     args = list(argv or [])
     index = Path(args[0]) if args else DEFAULT_INDEX
     out = Path(args[1]) if len(args) > 1 else DEFAULT_OUT
-    print(f"report picture: {screenshot(index, out)} ({VIEWPORT['width']}x{VIEWPORT['height']} "
-          f"of {index})")
+    print(f"report pictures: {screenshot(index, out)} ({VIEWPORT['width']}x{VIEWPORT['height']} "
+          f"of {index}) and {phones_picture(out)} (its phones' answer)")
