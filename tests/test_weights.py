@@ -17,7 +17,6 @@ import struct
 import sys
 import types
 import zipfile
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -267,26 +266,29 @@ def test_a_missing_package_says_how_to_install_it():
         weights.locate(pin)
 
 
-def _installed(package: str) -> bool:
-    try:
-        metadata.distribution(package)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-needs_mobilenet = pytest.mark.skipif(
-    not _installed(MOBILENET_V2_IMAGENET.package),
-    reason=f"{MOBILENET_V2_IMAGENET.requirement} is not installed (it holds the weights)")
-
-
-@needs_mobilenet
-def test_the_pinned_file_passes_its_checks_and_a_wrong_pin_names_it():
-    path = weights.locate(MOBILENET_V2_IMAGENET)
-    assert verify(MOBILENET_V2_IMAGENET, path) == MOBILENET_V2_IMAGENET.sha256
-    wrong = dataclasses.replace(MOBILENET_V2_IMAGENET, sha256="f" * 64)
+def test_an_installed_weight_package_is_found_checked_and_read(fake_torch, tmp_path,
+                                                              monkeypatch):
+    """The pinned file is found through the installed distribution's record (never imported),
+    checked against its pin and read; a wrong pin on the same file names package and file."""
+    site = tmp_path / "site"
+    state, expected = sample_state()
+    rel = "toy_weights/weights/toy.pth"
+    (site / "toy_weights" / "weights").mkdir(parents=True)
+    write_legacy(site / rel, state, fake_torch)
+    info = site / "toy_weights-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-weights\nVersion: 1.0\n")
+    (info / "RECORD").write_text(f"{rel},,\ntoy_weights-1.0.dist-info/METADATA,,\n")
+    monkeypatch.syspath_prepend(str(site))
+    pin = WeightFile(package="toy-weights", version="1.0", path=rel,
+                     sha256=weights.sha256_of(site / rel))
+    assert weights.locate(pin) == site / rel
+    loaded = weights.load(pin)
+    assert sorted(loaded) == sorted(expected)
+    for name, want in expected.items():
+        np.testing.assert_array_equal(loaded[name], want)
     with pytest.raises(WeightsError) as exc:
-        weights.load(wrong)
-    assert MOBILENET_V2_IMAGENET.package in str(exc.value)
-    assert "mobilenet_v2-b0353104.pth" in str(exc.value)
-
+        weights.load(dataclasses.replace(pin, sha256="f" * 64))
+    assert "toy-weights" in str(exc.value) and "toy.pth" in str(exc.value)
+    with pytest.raises(WeightsError, match="version 1.0 is installed, 2.0 is pinned"):
+        weights.locate(dataclasses.replace(pin, version="2.0"))
