@@ -10,9 +10,8 @@ A rule with `interleave = false` has its cells measured alone, one after another
 in a comparison group with the other variants of their model (cheaper; their comparisons then
 carry the run's drift, which the noise check measures); a cell that another rule also gives is
 interleaved. A rule's `protocol` table (fields of `edge.stopping.DEFAULTS`) overrides the run's
-protocol where its cells are measured on their own (a comparison group's rounds keep the run's):
-e.g. the emulated phones' cold-start cells, whose warm latency is a short look, the phones' warm
-latency coming from estimates.
+protocol where its cells are measured on their own (a comparison group's rounds keep the run's);
+the record says which protocol it ran under.
 
 A `[build] models` entry is a garden name (`NAME:key=value,...`) or the path of the user's own
 model (relative to the working directory, like `build_dir`): a .keras/.h5 file, a SavedModel
