@@ -160,9 +160,10 @@ PRESETS: dict[str, Protocol] = {
 
 
 #: A cell measured alone inside a group: warm-up and sampling capped (its latency comes from the
-#: interleaved blocks).
-ALONE_WARMUP_S = 2.0
-ALONE_SAMPLING_S = 1.0
+#: interleaved blocks; the alone step is for load, first run, memory and outputs, and a short
+#: look at its latency in a page or worker of its own).
+ALONE_WARMUP_S = 1.0
+ALONE_SAMPLING_S = 0.5
 
 
 def alone_protocol(protocol: Protocol) -> Protocol:
