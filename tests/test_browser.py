@@ -14,6 +14,7 @@ from edge.convert.cache import Store
 from edge.convert.pipeline import artifacts_for
 from edge.farm.cells import Bench, verify_artifact
 from edge.farm.emulation.devices import load_catalog
+from edge.farm.protocol.interleave import OVERTIME
 from edge.farm.protocol.protocol import Protocol
 from edge.farm.scheduling.matrix import Cell, Matrix
 from edge.farm.scheduling.run import _run_cells, resolve_threads
@@ -105,7 +106,9 @@ def test_backend_runs_and_is_the_one_asked_for(measured, key, backend):
     m = rec["metrics"]
     assert m["backend"]["name"] == backend
     lat = m["latency"]
-    assert PROTOCOL.min_runs <= lat["n"] <= PROTOCOL.max_runs
+    # a group runs past its caps (by OVERTIME) while a steered phone is still off target
+    overtime = OVERTIME if (m.get("interleaved") or {}).get("overtime") else 1
+    assert PROTOCOL.min_runs <= lat["n"] <= PROTOCOL.max_runs * overtime
     assert 0 < lat["min"] <= lat["ci95"][0] <= lat["p50"] <= lat["ci95"][1] <= lat["max"]
     assert lat["p90"] is None if lat["n"] < 20 else lat["p50"] <= lat["p90"] <= lat["max"]
     assert m["load_ms"] > 0 and m["first_inference_ms"] > 0
