@@ -63,7 +63,7 @@ def test_calibrate_a_stand_in_then_predict_a_model_outside_the_reference_set(
     entries = workflow.calibrate(
         "standin", catalog=stand_in_catalog, models=list(REFERENCE),
         variants=["tflite-fp32"], runtimes=["litert"], device_threads=1, tiny=True,
-        build_dir=build_dir, reports_dir=tmp_path / "reports", out=out)
+        build_dir=build_dir, reports_dir=tmp_path / "reports", out=out, jobs=2)
     assert len(entries) == 2
     for entry in load_calibrations(out):
         assert (entry["phone"], entry["runtime"], entry["threads"], entry["host_threads"]) == (
