@@ -23,6 +23,20 @@ RESULTS_FIXTURE = Path(__file__).parent / "fixtures" / "results"
 RESULTS_RUN = "20261129-102929-9e7c"
 
 
+def write_fixture_report(reports: Path) -> Path:
+    """The committed results fixture copied under `reports` with its HTML report written (its
+    deliberately damaged last line skipped); returns the report's index.html."""
+    import shutil
+
+    from edge.report.html import write_report
+    from edge.results.store import DamagedRecordWarning
+
+    shutil.copytree(RESULTS_FIXTURE / RESULTS_RUN, reports / RESULTS_RUN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedRecordWarning)
+        return write_report(reports, RESULTS_RUN)
+
+
 @pytest.fixture(scope="module")
 def fixture_cells():
     """The fixture run as a tidy table (its deliberately damaged last line skipped)."""

@@ -68,7 +68,9 @@ def test_default_matrix_covers_every_family_variant_and_runtime():
     protocols = matrix.cell_protocols("default", SLUGS)
     assert set(phones) <= set(protocols) and len(alone & set(protocols)) > len(phones)
     assert all(set(p) <= {"max_warmup_seconds", "max_seconds"} for p in protocols.values())
-    assert all(protocols[c]["max_warmup_seconds"] >= 3.0 for c in phones)
+    host_warmup = max(p["max_warmup_seconds"] for c, p in protocols.items()
+                      if c.device == "host" and c in alone)
+    assert all(protocols[c]["max_warmup_seconds"] > host_warmup for c in phones)
     # published phone figures on one thread pair with one-thread host cells
     assert {(c.model, c.variant) for c in cells if c.runtime == "litert" and c.threads == 1} \
         >= {("mobilenet_v2", "tflite-fp32"), ("mobilenet_v2", "tflite-int8-full")}

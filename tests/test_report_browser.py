@@ -15,6 +15,8 @@ from edge.farm.runners.browser import resolve_browser
 from edge.report.html import write_report
 from edge.results.store import DamagedRecordWarning
 
+from .conftest import write_fixture_report
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,12 +28,7 @@ MOBILENET = "mobilenet_v2:size=64,alpha=0.35,classes=6"
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    reports = tmp_path_factory.mktemp("report") / "reports"
-    shutil.copytree(FIXTURES / RUN_ID, reports / RUN_ID)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DamagedRecordWarning)
-        write_report(reports, RUN_ID)
-    return reports / RUN_ID
+    return write_fixture_report(tmp_path_factory.mktemp("report") / "reports").parent
 
 
 @pytest.fixture(scope="module")
@@ -226,4 +223,3 @@ def test_overview_of_a_run_with_the_quality_fields(browser, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "report-quality.png"), full_page=True)
     assert watched.problems == []
     watched.close()
-

@@ -20,6 +20,8 @@ from edge.report.html import error_key, family_slugs, point_latest, script_json,
 from edge.report.table import load_run, tidy
 from edge.results.store import DamagedRecordWarning
 
+from .conftest import write_fixture_report
+
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 RUN_ID = "20261129-102929-9e7c"
 XSS = "<script>alert(1)</script>"
@@ -30,17 +32,10 @@ needs_node = pytest.mark.skipif(shutil.which(os.environ.get("EDGE_NODE") or "nod
                                 reason="Node.js runs picker.js")
 
 
-def _write(reports: Path) -> Path:
-    shutil.copytree(FIXTURES / RUN_ID, reports / RUN_ID)
-    with warnings.catch_warnings():  # the fixture ends with a truncated record, on purpose
-        warnings.simplefilter("ignore", DamagedRecordWarning)
-        return write_report(reports, RUN_ID)
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     reports = tmp_path_factory.mktemp("report") / "reports"
-    index = _write(reports)
+    index = write_fixture_report(reports)
     return {"reports": reports, "run_dir": reports / RUN_ID, "index": index}
 
 
@@ -95,7 +90,7 @@ def test_model_slugs_are_safe_and_unique():
 
 
 def test_writing_twice_is_fine(tmp_path):
-    index = _write(tmp_path / "reports")
+    index = write_fixture_report(tmp_path / "reports")
     first = index.read_text(encoding="utf-8")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DamagedRecordWarning)
@@ -286,7 +281,7 @@ def test_latest_is_replaced_and_falls_back_to_a_text_file(tmp_path, monkeypatch)
 
 def test_latest_as_run_id_is_followed(tmp_path):
     reports = tmp_path / "reports"
-    index = _write(reports)
+    index = write_fixture_report(reports)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DamagedRecordWarning)
         assert write_report(reports, "latest") == index  # never a link to itself

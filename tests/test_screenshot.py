@@ -3,21 +3,16 @@ filled "Best variant per device" card. A Playwright of its own: no other page is
 
 from __future__ import annotations
 
-import shutil
-import warnings
 from pathlib import Path
 
 import pytest
 
 from edge.errors import EdgeError
 from edge.farm.runners.browser import resolve_browser
-from edge.report.html import write_report
-from edge.results.store import DamagedRecordWarning
+
+from .conftest import write_fixture_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-FIXTURES = Path(__file__).parent / "fixtures" / "results"
-RUN_ID = "20261129-102929-9e7c"
 
 
 @pytest.fixture
@@ -26,12 +21,7 @@ def run_dir(tmp_path):
         resolve_browser()
     except EdgeError as exc:
         pytest.skip(str(exc))
-    reports = tmp_path / "reports"
-    shutil.copytree(FIXTURES / RUN_ID, reports / RUN_ID)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DamagedRecordWarning)
-        write_report(reports, RUN_ID)
-    return reports / RUN_ID
+    return write_fixture_report(tmp_path / "reports").parent
 
 
 def _png_size(path: Path) -> tuple[int, int]:
